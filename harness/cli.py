@@ -1,0 +1,103 @@
+"""The ``harness`` command: ``harness serve`` (more subcommands join as they are built).
+
+``main(argv) -> int`` catches HarnessError, prints its one line to stderr and returns its exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from harness import __version__
+from harness.errors import HarnessError, UsageError
+from harness.launch import ChildProcess, stop_all, write_servers_json
+from harness.stack import BUNDLED_RELAYS, StackOptions, add_stack_arguments, parse_target_names, start_bundled_stack
+from harness.units import argparse_type
+
+__all__ = ["main"]
+
+
+class _Stop(Exception):
+    """SIGTERM or SIGINT arrived."""
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise _Stop(signal.Signals(signum).name)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    relays: tuple[str, ...] = () if args.upstream_only else args.targets
+    options = StackOptions.from_args(args, relays)
+    log_dir = Path(args.log_dir) if args.log_dir else Path(tempfile.mkdtemp(prefix="stream-harness-"))
+    previous = {signum: signal.signal(signum, _raise_stop) for signum in (signal.SIGTERM, signal.SIGINT)}
+    children: list[ChildProcess] = []
+    try:
+        children = start_bundled_stack(options, log_dir)
+        for child in children:
+            print(f"{child.name:<9} {child.url}  pid={child.pid}", flush=True)
+        if args.json:
+            write_servers_json(Path(args.json), children)
+        print(f"logs in {log_dir}; Ctrl-C stops everything", file=sys.stderr, flush=True)
+        while True:
+            for child in children:
+                child.check_alive()
+            time.sleep(0.2)
+    except _Stop:
+        return 0
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        stop_all(children)
+
+
+def _relay_names(text: str) -> tuple[str, ...]:
+    return parse_target_names(text, what="--targets")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="harness", description="Load, server memory and upstream connections of streaming endpoints."
+    )
+    parser.add_argument("--version", action="version", version=f"stream-harness {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = commands.add_parser(
+        "serve",
+        help="run the bundled stack (fake upstream and relays) until Ctrl-C",
+        description="Start the fake upstream and the chosen relays on loopback, print one URL per server, "
+        "and stop them all on Ctrl-C or SIGTERM.",
+    )
+    serve.add_argument(
+        "--targets",
+        type=argparse_type(lambda text, what: _relay_names(text), "--targets"),
+        default=BUNDLED_RELAYS,
+        help=f"relays to run, comma-separated (default: {','.join(BUNDLED_RELAYS)})",
+    )
+    serve.add_argument("--upstream-only", action="store_true", help="run only the fake upstream")
+    serve.add_argument("--json", metavar="FILE", help="also write each server's name, URL and PID to FILE")
+    serve.add_argument("--log-dir", metavar="DIR", help="where the servers' logs go (default: a new temporary dir)")
+    add_stack_arguments(serve)
+    serve.set_defaults(run=_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except UsageError as error:
+        parser.exit(error.exit_code, f"harness: error: {error}\n")
+    except HarnessError as error:
+        print(f"harness: error: {error}", file=sys.stderr)
+        return error.exit_code
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
