@@ -1,0 +1,61 @@
+"""Shared fixtures: the real bundled stack on loopback, started as child processes and always stopped."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.launch import ChildProcess, stop_all
+from harness.stack import StackOptions, start_bundled_stack
+
+
+class Stack:
+    """A running bundled stack: ``stack.url["lazy"]``, ``stack.stats("upstream")``."""
+
+    def __init__(self, children: list[ChildProcess]) -> None:
+        self.children = {child.name: child for child in children}
+        self.url = {child.name: str(child.url) for child in children}
+
+    def get_json(self, name: str, path: str) -> Any:
+        with urllib.request.urlopen(self.url[name] + path, timeout=5) as response:
+            return json.load(response)
+
+    def stats(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.get_json(name, "/__harness/stats")
+        return result
+
+
+def start_stack(tmp_path: Path, *upstream_argv: str, relay_argv: tuple[str, ...] = ()) -> Iterator[Stack]:
+    """Start upstream + eager + lazy + bounded with the bundled defaults plus these flags; stop them after."""
+    defaults = StackOptions.from_args(_default_args(), ("eager", "lazy", "bounded"))
+    options = StackOptions(
+        upstream_argv=defaults.upstream_argv + upstream_argv,
+        relay_argv=defaults.relay_argv + relay_argv,
+        ready_timeout_s=20,
+    )
+    children = start_bundled_stack(options, tmp_path / "logs")
+    try:
+        yield Stack(children)
+    finally:
+        stop_all(children, grace_s=3)
+
+
+def _default_args() -> Any:
+    import argparse
+
+    from harness.stack import add_stack_arguments
+
+    parser = argparse.ArgumentParser()
+    add_stack_arguments(parser)
+    return parser.parse_args([])
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The bundled stack with its default flags, shared by a test module (tests must not assume it is idle)."""
+    yield from start_stack(tmp_path_factory.mktemp("stack"))
