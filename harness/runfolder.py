@@ -209,7 +209,8 @@ class RunFolder:
 
     def event(self, kind: str, name: str = "", detail: str = "", t: float | None = None) -> None:
         """Append to events.csv: phase_start/phase_end (name = phase), target_died, sampler_warning..."""
-        self.table("events").append({"t": time.time() if t is None else t, "kind": kind, "name": name, "detail": detail})
+        at = time.time() if t is None else t
+        self.table("events").append({"t": at, "kind": kind, "name": name, "detail": detail})
 
     def read_meta(self) -> dict[str, Any]:
         try:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,3 +61,18 @@ def _default_args() -> Any:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The bundled stack with its default flags, shared by a test module (tests must not assume it is idle)."""
     yield from start_stack(tmp_path_factory.mktemp("stack"))
+
+
+stack_running = contextlib.contextmanager(start_stack)
+"""``with stack_running(tmp_path, "--rate", "200") as stack:`` a stack of the test's own."""
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.05) -> bool:
+    """Poll ``predicate`` until it holds or ``timeout_s`` passes; return whether it held."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval_s)
