@@ -15,8 +15,10 @@ from pathlib import Path
 from types import FrameType
 
 from harness import __version__
+from harness.agent import add_agent_arguments, run_agent
 from harness.errors import HarnessError, UsageError
 from harness.launch import ChildProcess, stop_all, write_servers_json
+from harness.probe import add_probe_arguments, run_probe
 from harness.stack import BUNDLED_RELAYS, StackOptions, add_stack_arguments, parse_target_names, start_bundled_stack
 from harness.units import argparse_type
 
@@ -83,6 +85,22 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-dir", metavar="DIR", help="where the servers' logs go (default: a new temporary dir)")
     add_stack_arguments(serve)
     serve.set_defaults(run=_serve)
+    agent = commands.add_parser(
+        "agent",
+        help="sample a server's process and upstream connections and serve the rows over HTTP",
+        description="Run the samplers next to a server on this host (for distributed runs): write a run folder "
+        "here and serve its rows as JSON at /samples?since=T until Ctrl-C or SIGTERM.",
+    )
+    add_agent_arguments(agent)
+    agent.set_defaults(run=run_agent)
+    probe = commands.add_parser(
+        "probe",
+        help="run a Python server under tracemalloc with a token-guarded control endpoint",
+        description="Run a Python program in this process with tracemalloc started before it is imported, and "
+        "serve its traced memory and snapshots on 127.0.0.1 (token from STREAM_HARNESS_PROBE_TOKEN).",
+    )
+    add_probe_arguments(probe)
+    probe.set_defaults(run=run_probe)
     return parser
 
 

@@ -73,8 +73,61 @@ TABLES = {
     "events": EVENT_COLUMNS,
     "clients": CLIENT_COLUMNS,
     "upstream_streams": UPSTREAM_STREAM_COLUMNS,
+    # One row per sampled target per tick (harness/process_sampler.py), summed over its process tree;
+    # uss_bytes only on the rows taken at phase boundaries, cpu_percent blank on a target's first tick.
+    "samples": (
+        "t",
+        "target",
+        "pid",
+        "processes",
+        "rss_bytes",
+        "uss_bytes",
+        "cpu_percent",
+        "num_fds",
+        "num_threads",
+        "children",
+    ),
+    # One row per counted target per tick (harness/connections.py): its TCP connections to its upstream's
+    # port by state; counts blank (not 0) when they could not be read.
+    "connections": (
+        "t",
+        "target",
+        "pid",
+        "port",
+        "method",
+        "established",
+        "syn_sent",
+        "fin_wait1",
+        "fin_wait2",
+        "close_wait",
+        "last_ack",
+        "closing",
+        "total",
+    ),
+    # One row per polled target per tick (harness/stats_poller.py): its /__harness/stats; ok=0 rows are gaps.
+    "stats": (
+        "t",
+        "target",
+        "ok",
+        "response_ms",
+        "server_time",
+        "open_upstream_streams",
+        "active_client_streams",
+        "buffered_bytes",
+        "buffers",
+        "upstream_streams_started",
+        "client_streams_started",
+        "upstream_errors",
+        "open_streams",
+        "streams_started",
+        "tokens_produced",
+        "bytes_produced",
+        "asyncio_tasks",
+        "extra",
+        "error",
+    ),
 }
-"""Column sets fixed here; the samplers' tables (samples, connections, stats) declare theirs where they write."""
+"""Column sets fixed here, so the folder's whole format is in this module; the writers take theirs from here."""
 
 
 def versions() -> dict[str, str]:

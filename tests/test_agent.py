@@ -1,0 +1,97 @@
+"""``harness agent`` as a real process serving real samples over HTTP, and its flags."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.cli import main
+from harness.runfolder import RunFolder
+from harness.stream_client import split_url
+from tests.conftest import Stack
+
+
+def _get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.load(response)
+
+
+@pytest.fixture
+def agent(stack: Stack, tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    upstream_port = split_url(stack.url["upstream"])[1]
+    argv = [sys.executable, "-m", "harness", "agent", "--pid", str(stack.children["lazy"].pid)]
+    argv += ["--upstream-port", str(upstream_port), "--port", "0", "--interval", "100ms"]
+    argv += ["--name", "lazy", "--stats-url", stack.url["lazy"], "--out", str(tmp_path)]
+    process = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, cwd=Path(__file__).parent.parent)
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()
+        match = re.search(r"listening on (http://\S+)", line)
+        assert match, f"agent did not say where it listens: {line!r}"
+        yield match.group(1), process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+        if process.stderr is not None:
+            process.stderr.close()
+
+
+def test_agent_serves_samples_since_a_time_and_stops_cleanly(
+    agent: tuple[str, subprocess.Popen[str]], tmp_path: Path
+) -> None:
+    url, process = agent
+    deadline = time.monotonic() + 10
+    while True:
+        tables = _get(url + "/samples")["tables"]
+        if len(tables.get("samples", [])) >= 3:
+            break
+        assert time.monotonic() < deadline, "the agent served no samples within 10 s"
+        time.sleep(0.1)
+    sample = tables["samples"][-1]
+    assert sample["target"] == "lazy"
+    assert sample["rss_bytes"] > 0
+    assert tables["connections"][-1]["method"] in ("netlink", "ss", "psutil")
+    assert tables["stats"][-1]["ok"] == 1
+    since = tables["samples"][1]["t"]
+    later = _get(f"{url}/samples?since={since}")
+    assert later["now"] >= since
+    assert all(row["t"] > since for rows in later["tables"].values() for row in rows)
+    assert len(later["tables"]["samples"]) >= len(tables["samples"]) - 2
+    assert _get(url + "/meta")["sampler"]["interval_s"] == 0.1
+
+    with pytest.raises(urllib.error.HTTPError, match="400"):
+        _get(url + "/samples?since=yesterday")
+    with pytest.raises(urllib.error.HTTPError, match="404"):
+        _get(url + "/nothing")
+
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=10) == 0
+    (folder_path,) = tmp_path.glob("agent-*")
+    assert RunFolder.open(folder_path).read_meta()["status"] == "complete"
+
+
+def test_agent_rejects_bad_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["agent", "--pid", "0", "--port", "0"])
+    assert exited.value.code == 2
+    assert "--pid must be a process id >= 1, but got '0'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        main(["agent", "--pid", "1", "--port", "0", "--interval", "soon"])
+    assert exited.value.code == 2
+    assert "--interval must be a duration" in capsys.readouterr().err
