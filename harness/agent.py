@@ -3,8 +3,13 @@
 It samples one process (and its children) with the same Sampler as a local run, writes a run folder on its own
 host (so nothing is lost if the master never asks), and keeps the recent rows in memory for the master:
 
-    GET /samples?since=T   {"now": epoch s, "tables": {"samples": [...], "connections": [...], "stats": [...],
-                            "events": [...]}}: the rows with t > T (all kept rows without ``since``)
+    GET /samples?since=T   {"now": epoch s, "run": the agent's run folder name, "cursor": N,
+                            "tables": {"samples": [...], "connections": [...], "stats": [...], "events": [...]}}:
+                            the rows with t > T (all kept rows without ``since``)
+    GET /samples?cursor=N  the rows kept after the answer that returned ``cursor`` N: exact, for a poller
+                            (harness/agent_client.py). A tick's rows reach the tables a few ms apart, so ``since``
+                            can miss rows whose ``t`` is older than the newest row seen; the cursor cannot.
+                            A different ``run`` means the agent restarted: its cursor began again at 0.
     GET /meta              the agent's meta.json (sampler config, connection counting method, host)
 
 Binds 127.0.0.1 unless ``--host`` says otherwise: the rows describe the host's processes, so exposing them is
@@ -41,40 +46,64 @@ ROWS_KEPT = 100_000
 class _TeeAppender(CsvAppender):
     """Appends to the CSV file and keeps the rows, as given (numbers stay numbers), for the HTTP answer."""
 
-    def __init__(self, path: Path, columns: Sequence[str], kept: deque[dict[str, Any]]) -> None:
+    def __init__(self, path: Path, columns: Sequence[str], folder: MemoryRunFolder, name: str) -> None:
         super().__init__(path, columns)
-        self.kept = kept
+        self.folder = folder
+        self.name = name
 
     def extend(self, rows: Iterable[Mapping[str, Any]]) -> None:
         rows = [dict(row) for row in rows]
         super().extend(rows)
-        self.kept.extend({column: row.get(column) for column in self.columns} for row in rows)
+        self.folder.keep(self.name, [{column: row.get(column) for column in self.columns} for row in rows])
 
 
 class MemoryRunFolder(RunFolder):
-    """A run folder whose tables also keep their recent rows in memory."""
+    """A run folder whose tables also keep their recent rows in memory, each with a sequence number."""
 
     def __init__(self, path: Path) -> None:
         super().__init__(path)
-        self.kept: dict[str, deque[dict[str, Any]]] = {}
+        self.kept: dict[str, deque[tuple[int, dict[str, Any]]]] = {}
+        self._cursor = 0
+        # Numbering and keeping under one lock: a poller that saw row N has seen every row before it.
+        self._kept_lock = threading.Lock()
 
     def table(self, name: str, columns: Sequence[str] | None = None) -> CsvAppender:
         if name not in self._tables:
             fixed = columns if columns is not None else TABLES.get(name)
             if fixed is None:
                 raise ValueError(f"table {name!r} has no fixed columns; pass them")
-            kept: deque[dict[str, Any]] = deque(maxlen=ROWS_KEPT)
-            self._tables[name] = _TeeAppender(self.file(name), fixed, kept)
-            self.kept[name] = kept
+            with self._kept_lock:
+                self.kept.setdefault(name, deque(maxlen=ROWS_KEPT))
+            self._tables[name] = _TeeAppender(self.file(name), fixed, self, name)
         return self._tables[name]
+
+    def keep(self, name: str, rows: Sequence[dict[str, Any]]) -> None:
+        """Number ``rows`` and keep them for the HTTP answer."""
+        with self._kept_lock:
+            kept = self.kept.setdefault(name, deque(maxlen=ROWS_KEPT))
+            for row in rows:
+                self._cursor += 1
+                kept.append((self._cursor, row))
+
+    def rows_after(
+        self, *, since: float | None = None, cursor: int | None = None
+    ) -> tuple[dict[str, list[dict[str, Any]]], int]:
+        """The kept rows with ``t`` > ``since`` and sequence number > ``cursor``, per table; and the last number."""
+        with self._kept_lock:
+            copies = {name: list(kept) for name, kept in self.kept.items()}
+            last = self._cursor
+        answer = {}
+        for name, rows in copies.items():
+            answer[name] = [
+                row
+                for number, row in rows
+                if (cursor is None or number > cursor) and (since is None or (row.get("t") or 0) > since)
+            ]
+        return answer, last
 
     def rows_since(self, since: float | None) -> dict[str, list[dict[str, Any]]]:
         """Every kept row with ``t`` > ``since``, per table."""
-        answer = {}
-        for name, kept in list(self.kept.items()):
-            rows = list(kept)  # deque copies are safe against a concurrent append
-            answer[name] = [row for row in rows if since is None or (row.get("t") or 0) > since]
-        return answer
+        return self.rows_after(since=since)[0]
 
 
 class AgentServer:
@@ -109,17 +138,32 @@ def _handler_for(folder: MemoryRunFolder) -> type[BaseHTTPRequestHandler]:
             if parts.path == "/samples":
                 query = parse_qs(parts.query)
                 since: float | None = None
+                cursor: int | None = None
                 if "since" in query:
                     try:
                         since = float(query["since"][0])
                     except ValueError:
                         self._answer(400, {"error": f"since must be epoch seconds, but got {query['since'][0]!r}"})
                         return
-                self._answer(200, {"now": time.time(), "tables": folder.rows_since(since)})
+                if "cursor" in query:
+                    try:
+                        cursor = int(query["cursor"][0])
+                    except ValueError:
+                        cursor = -1
+                    if cursor < 0:
+                        self._answer(
+                            400,
+                            {"error": f"cursor must be a whole number >= 0, but got {query['cursor'][0]!r}"},
+                        )
+                        return
+                tables, last = folder.rows_after(since=since, cursor=cursor)
+                # "now" is read last: every row served was kept before it, so a poller can bound clock skew.
+                self._answer(200, {"now": time.time(), "run": folder.path.name, "cursor": last, "tables": tables})
             elif parts.path == "/meta":
                 self._answer(200, folder.read_meta())
             else:
-                self._answer(404, {"error": f"no route GET {parts.path}; try /samples?since=T or /meta"})
+                routes = "/samples?since=T, /samples?cursor=N or /meta"
+                self._answer(404, {"error": f"no route GET {parts.path}; try {routes}"})
 
         def _answer(self, status: int, payload: object) -> None:
             body = json.dumps(payload, default=str).encode()

@@ -75,6 +75,8 @@ TABLES = {
     "upstream_streams": UPSTREAM_STREAM_COLUMNS,
     # One row per sampled target per tick (harness/process_sampler.py), summed over its process tree;
     # uss_bytes only on the rows taken at phase boundaries, cpu_percent blank on a target's first tick.
+    # traced_bytes/traced_peak_bytes: tracemalloc's current and peak traced memory, read from the target's probe
+    # (harness/sampling.py); blank when the target runs without the probe or the probe did not answer in the tick.
     "samples": (
         "t",
         "target",
@@ -86,6 +88,8 @@ TABLES = {
         "num_fds",
         "num_threads",
         "children",
+        "traced_bytes",
+        "traced_peak_bytes",
     ),
     # One row per counted target per tick (harness/connections.py): its TCP connections to its upstream's
     # port by state; counts blank (not 0) when they could not be read.
@@ -185,7 +189,7 @@ class RunFolder:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._tables: dict[str, CsvAppender] = {}
-        self._meta_lock = threading.Lock()
+        self._meta_lock = threading.RLock()  # held across read-merge-write in update_meta
 
     @classmethod
     def create(cls, root: Path, scenario: str, meta: Mapping[str, Any] | None = None) -> RunFolder:
@@ -285,8 +289,8 @@ class RunFolder:
         """Merge ``changes`` into meta.json and return the result."""
         with self._meta_lock:
             meta = self.read_meta()
-        meta.update(changes)
-        self.write_meta(meta)
+            meta.update(changes)
+            self.write_meta(meta)
         return meta
 
     def finish(self, status: str = "complete") -> None:

@@ -75,8 +75,21 @@ def test_agent_serves_samples_since_a_time_and_stops_cleanly(
     assert len(later["tables"]["samples"]) >= len(tables["samples"]) - 2
     assert _get(url + "/meta")["sampler"]["interval_s"] == 0.1
 
+    # The cursor: exactly the rows kept after an earlier answer, none twice, whatever their t.
+    numbered = _get(url + "/samples")
+    time.sleep(0.3)
+    after = _get(f"{url}/samples?cursor={numbered['cursor']}")
+    assert after["run"] == numbered["run"] == Path(after["run"]).name
+    assert after["cursor"] > numbered["cursor"]
+    for table, rows in after["tables"].items():
+        old_rows = numbered["tables"].get(table, [])
+        assert not [row for row in rows if row in old_rows], f"{table}: rows served twice"
+    assert len(after["tables"]["samples"]) >= 1
+
     with pytest.raises(urllib.error.HTTPError, match="400"):
         _get(url + "/samples?since=yesterday")
+    with pytest.raises(urllib.error.HTTPError, match="400"):
+        _get(url + "/samples?cursor=-1")
     with pytest.raises(urllib.error.HTTPError, match="404"):
         _get(url + "/nothing")
 
