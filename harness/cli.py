@@ -58,6 +58,22 @@ def _serve(args: argparse.Namespace) -> int:
         stop_all(children)
 
 
+def _report(args: argparse.Namespace) -> int:
+    from harness.report import write_report  # pandas and plotly load only for the commands that need them
+
+    print(write_report(Path(args.run_dir)))
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from harness.report import write_comparison
+
+    if len(args.run_dirs) < 2:
+        raise UsageError(f"compare needs at least two run folders, but got {len(args.run_dirs)}: {args.run_dirs[0]!r}")
+    print(write_comparison([Path(folder) for folder in args.run_dirs], Path(args.out)))
+    return 0
+
+
 def _relay_names(text: str) -> tuple[str, ...]:
     return parse_target_names(text, what="--targets")
 
@@ -101,6 +117,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_probe_arguments(probe)
     probe.set_defaults(run=run_probe)
+    report = commands.add_parser(
+        "report",
+        help="analyse a run folder and write its summary.json and self-contained report.html",
+        description="Analyse RUN_DIR, write summary.json and report.html into it and print the report's path. "
+        "An interrupted run gets a report of what was measured, marked incomplete.",
+    )
+    report.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (reports/<scenario>-<time>)")
+    report.set_defaults(run=_report)
+    compare = commands.add_parser(
+        "compare",
+        help="write one report setting several runs side by side, differences highlighted",
+        description="Analyse each run folder (without writing into them) and write one self-contained page "
+        "comparing them with the first; print its path.",
+    )
+    compare.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folders; the first is the reference")
+    compare.add_argument("--out", default="compare.html", metavar="FILE", help="where to write (default: compare.html)")
+    compare.set_defaults(run=_compare)
     return parser
 
 

@@ -1,0 +1,102 @@
+"""Cancellation per stream: from the client leaving to the upstream stream closing, and the tokens made for nobody.
+
+Only client streams that ended by leaving (``outcome`` = ``left``) and were matched to an upstream record count.
+Latency is ``upstream end - client end``; an upstream stream that had already ended when the client left counts
+as 0 (``upstream_ended_first``), one with no end in the records as ``never_closed``.
+
+Tokens: the upstream records only how many tokens each stream sent, not when each was sent, so
+
+- ``undelivered_tokens`` = tokens sent upstream minus tokens the client read (exact: work nobody read, including
+  tokens in flight in buffers when the client left);
+- ``tokens_after_leave`` estimates the part produced after the client left, as the stream's tokens times the
+  share of its production time (first token to end) that lies after the client's end, capped by the undelivered
+  tokens. A stream cancelled within milliseconds scores about zero; one produced to its end for nobody scores
+  nearly all its remaining tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["CancellationFigures", "cancellation_figures", "per_stream_cancellation"]
+
+
+@dataclass(frozen=True, slots=True)
+class CancellationFigures:
+    left_streams: int
+    """Matched client streams that ended by the client leaving."""
+    closed: int
+    never_closed: int
+    upstream_ended_first: int
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    latency_p99_ms: float | None
+    latency_max_ms: float | None
+    tokens_produced: int
+    """Tokens the upstream sent on all this target's matched streams."""
+    tokens_after_leave: float
+    tokens_after_leave_share: float | None
+    """tokens_after_leave / tokens_produced."""
+    undelivered_tokens: int
+    undelivered_share: float | None
+
+
+def per_stream_cancellation(matched: pd.DataFrame, run_end: float) -> pd.DataFrame:
+    """One row per left stream: stream_id, latency_ms (NaN if never closed), closed, tokens_after_leave..."""
+    left = matched[matched["outcome"] == "left"]
+    client_end = left["client_end"].to_numpy(dtype=float)
+    up_end = left["up_end"].to_numpy(dtype=float)
+    up_first = left["up_first_token"].to_numpy(dtype=float)
+    sent = left["tokens_sent"].fillna(0).to_numpy(dtype=float)
+    read = left["client_tokens"].fillna(0).to_numpy(dtype=float)
+    closed = ~np.isnan(up_end)
+    latency_ms = np.where(closed, np.clip(up_end - client_end, 0, None) * 1000.0, np.nan)
+    producing_until = np.where(closed, up_end, run_end)
+    producing_from = np.where(np.isnan(up_first), producing_until, up_first)
+    span = producing_until - producing_from
+    after = np.clip(producing_until - np.fmax(client_end, producing_from), 0, None)
+    share = np.divide(after, span, out=np.where(after > 0, 1.0, 0.0), where=span > 0)
+    undelivered = np.clip(sent - read, 0, None)
+    return pd.DataFrame(
+        {
+            "stream_id": left["stream_id"].to_numpy(),
+            "leave_when": left["leave_when"].to_numpy(),
+            "closed": closed,
+            "upstream_ended_first": closed & (up_end <= client_end),
+            "latency_ms": latency_ms,
+            "tokens_sent": sent,
+            "undelivered_tokens": undelivered,
+            "tokens_after_leave": np.minimum(sent * share, undelivered),
+        }
+    )
+
+
+def _percentile(values: np.ndarray, q: float) -> float | None:
+    return float(np.percentile(values, q)) if len(values) else None
+
+
+def cancellation_figures(matched: pd.DataFrame, run_end: float) -> CancellationFigures:
+    """The figures of one target's matched streams (see match_streams)."""
+    rows = per_stream_cancellation(matched, run_end)
+    latency = rows.loc[rows["closed"], "latency_ms"].to_numpy(dtype=float)
+    produced = int(matched["tokens_sent"].fillna(0).sum())
+    after = float(rows["tokens_after_leave"].sum())
+    undelivered = int(rows["undelivered_tokens"].sum())
+    return CancellationFigures(
+        left_streams=len(rows),
+        closed=int(rows["closed"].sum()),
+        never_closed=int((~rows["closed"]).sum()),
+        upstream_ended_first=int(rows["upstream_ended_first"].sum()),
+        latency_p50_ms=_percentile(latency, 50),
+        latency_p95_ms=_percentile(latency, 95),
+        latency_p99_ms=_percentile(latency, 99),
+        latency_max_ms=float(latency.max()) if len(latency) else None,
+        tokens_produced=produced,
+        tokens_after_leave=after,
+        tokens_after_leave_share=after / produced if produced else None,
+        undelivered_tokens=undelivered,
+        undelivered_share=undelivered / produced if produced else None,
+    )
