@@ -1,0 +1,448 @@
+"""The Locust plugin: the harness's flags, the bundled stack's lifecycle, the run folder and the client records.
+
+A locustfile imports this module; importing it registers the hooks. On the master (or the single local process):
+
+    init        flags checked by Locust's parser already (a bad one: one line, exit 2, nothing launched);
+                the run folder is created; unless --target-url names targets, the bundled stack is launched,
+                waited for and recorded in meta.json; a watcher greenlet checks every target is alive
+    test_start  samplers start; each phase boundary becomes an event (and a sampler mark)
+    test_stop   samplers stop; client records are flushed
+    quit        the stack is stopped (SIGTERM, then SIGKILL), the run folder finished; also on Ctrl-C and SIGTERM
+                (Locust fires quit then), and at interpreter exit whatever happened before
+
+Workers only run users: target URLs reach them in Locust's parsed options (the master's ``harness_targets``),
+and their client records go back to the master in batches with Locust's message API. A target that dies ends
+the test: a failure in Locust's stats, a ``target_died`` event, exit code 1.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import gevent
+from locust import events
+from locust.runners import MasterRunner, WorkerRunner
+
+from harness.errors import HarnessError, TargetDiedError, UsageError
+from harness.launch import ChildProcess, stop_all
+from harness.pacing import Pace
+from harness.phases import phase_started, shape_finished
+from harness.runfolder import RunFolder
+from harness.stack import BUNDLED_RELAYS, StackOptions, add_stack_arguments, parse_target_names, start_bundled_stack
+from harness.streaming_user import (
+    MIN_RCVBUF_BYTES,
+    ClientRecord,
+    Target,
+    format_targets,
+    parse_targets,
+    stream_ended,
+)
+from harness.units import argparse_type, parse_duration, parse_size, positive_float
+
+__all__ = ["HarnessPlugin", "add_arguments", "current"]
+
+log = logging.getLogger("harness")
+
+RECORDS_MESSAGE = "harness_client_records"
+FLUSH_INTERVAL_S = 0.5
+WATCH_INTERVAL_S = 0.5
+STOP_GRACE_S = 3.0
+
+PLUGIN_FLAGS = (
+    "targets",
+    "target_url",
+    "read_pace",
+    "client_rcvbuf",
+    "stream_api",
+    "run_dir",
+    "scenario_scale",
+    "sample_interval",
+)
+_UPSTREAM_QUERY = (
+    ("upstream_tokens", "tokens"),
+    ("upstream_token_bytes", "token_bytes"),
+    ("upstream_rate", "rate"),
+    ("upstream_header_delay", "header_delay"),
+    ("upstream_first_token_delay", "first_token_delay"),
+)
+"""Stack flags also sent per request, so values changed in the web UI apply to the next test run."""
+
+
+# -- flags --------------------------------------------------------------------------------------------------------
+def _targets_text(text: str, *, what: str) -> str:
+    return ",".join(parse_target_names(text, what=what))
+
+
+def _target_urls_text(text: str, *, what: str) -> str:
+    return format_targets(parse_targets(text, what=what)) if text.strip() else ""
+
+
+def _pace_text(text: str, *, what: str) -> str:
+    return str(Pace.parse(text, what=what))
+
+
+def _rcvbuf(text: str, *, what: str) -> int:
+    value = parse_size(text, what=what)
+    if 0 < value < MIN_RCVBUF_BYTES:
+        raise UsageError(
+            f"{what} must be 0 (kernel autotuning) or at least {MIN_RCVBUF_BYTES} bytes "
+            f"(Linux raises anything smaller), but got {text!r}"
+        )
+    return value
+
+
+def _interval(text: str, *, what: str) -> float:
+    value = parse_duration(text, what=what)
+    if not value >= 0.01:
+        raise UsageError(f"{what} must be at least 10ms, but got {text!r}")
+    return value
+
+
+def add_arguments(parser: Any) -> None:
+    """The plugin's flags and the bundled stack's, on Locust's parser (they show in the web UI)."""
+    launch_only = {"include_in_web_ui": False}
+    parser.add_argument(
+        "--targets",
+        type=argparse_type(_targets_text, "--targets"),
+        default=",".join(BUNDLED_RELAYS),
+        help=f"bundled relays to launch and load, comma-separated (default: {','.join(BUNDLED_RELAYS)})",
+        **launch_only,
+    )
+    parser.add_argument(
+        "--target-url",
+        type=argparse_type(_target_urls_text, "--target-url"),
+        default="",
+        metavar="NAME=URL[,NAME=URL...]",
+        help="load these running servers instead of launching the bundled stack",
+        **launch_only,
+    )
+    parser.add_argument(
+        "--read-pace",
+        type=argparse_type(_pace_text, "--read-pace"),
+        default="1KiB/s",
+        help="pace of slow readers whose scenario names none: bytes/s (4KiB/s) or tokens/s (5tok/s) (default: 1KiB/s)",
+    )
+    parser.add_argument(
+        "--client-rcvbuf",
+        type=argparse_type(_rcvbuf, "--client-rcvbuf"),
+        default=4096,
+        help=f"SO_RCVBUF of each client socket, set before connecting; 0 = kernel autotuning, "
+        f"else >= {MIN_RCVBUF_BYTES} (default: 4096)",
+    )
+    parser.add_argument(
+        "--stream-api",
+        choices=("sse", "chunked"),
+        default="sse",
+        help="sse = POST /v1/chat/completions with stream=true; chunked = GET /v1/stream (default: sse)",
+    )
+    parser.add_argument(
+        "--run-dir",
+        default="reports",
+        help="where run folders are created (default: reports)",
+        **launch_only,
+    )
+    parser.add_argument(
+        "--scenario-scale",
+        type=argparse_type(positive_float, "--scenario-scale"),
+        default=1.0,
+        help="multiply every phase duration of the scenario (0.2 = five times shorter) (default: 1)",
+    )
+    parser.add_argument(
+        "--sample-interval",
+        type=argparse_type(_interval, "--sample-interval"),
+        default=0.25,
+        help="seconds between samples of the targets' processes and stats (default: 250ms)",
+        **launch_only,
+    )
+    add_stack_arguments(parser, web_ui=True)
+
+
+# -- the plugin ---------------------------------------------------------------------------------------------------
+class HarnessPlugin:
+    """The harness's state in one Locust process (master, local or worker)."""
+
+    def __init__(self, environment: Any, runner: Any, web_ui: Any) -> None:
+        self.environment = environment
+        self.runner = runner
+        self.web_ui = web_ui
+        self.options = environment.parsed_options
+        self.is_worker = isinstance(runner, WorkerRunner)
+        self.folder: RunFolder | None = None
+        self.children: list[ChildProcess] = []
+        self.targets: tuple[Target, ...] = ()
+        self.sampler: Any = None
+        self.shape_finished = False
+        self.target_died = False
+        self.stopped = False
+        self._finished = False
+        self._test_running = False
+        self._phase: str | None = None
+        self._pending: list[dict[str, Any]] = []
+        self._greenlets: list[gevent.Greenlet] = []
+
+    # lifecycle -----------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Everything ``init`` does: run folder, stack, watcher (master/local); record forwarding (workers)."""
+        if self.is_worker:
+            self._greenlets.append(gevent.spawn(self._flush_loop))
+            return
+        options = self.options
+        scenario = Path(str(options.locustfile or "run").split(",")[0]).stem
+        flags = {name: getattr(options, name, None) for name in (*PLUGIN_FLAGS, *_stack_dests())}
+        self.folder = RunFolder.create(Path(options.run_dir), scenario, {"flags": flags})
+        atexit.register(self.stop)
+        try:
+            if options.target_url:
+                self.targets = parse_targets(options.target_url)
+                described: list[dict[str, Any]] = [
+                    {"name": t.name, "role": "relay", "url": t.url, "pid": None} for t in self.targets
+                ]
+            else:
+                relays = parse_target_names(options.targets)
+                log.info("starting the bundled stack: upstream, %s", ", ".join(relays))
+                self.children = start_bundled_stack(StackOptions.from_args(options, relays), self.folder.logs)
+                self.targets = tuple(Target(child.name, str(child.url)) for child in self.children[1:])
+                described = [
+                    {"name": c.name, "role": "upstream" if i == 0 else "relay", "url": c.url, "pid": c.pid}
+                    for i, c in enumerate(self.children)
+                ]
+                for child in self.children:
+                    log.info("%-9s %s pid=%s", child.name, child.url, child.pid)
+        except BaseException:
+            self.folder.event("start_failed", detail=str(sys.exc_info()[1]))
+            self.stop(status="interrupted")
+            raise
+        self.folder.update_meta(targets=described)
+        options.harness_targets = format_targets(self.targets)
+        options.harness_upstream_query = ""
+        if isinstance(self.runner, MasterRunner):
+            self.runner.register_message(RECORDS_MESSAGE, self._on_worker_records)
+        self._greenlets.append(gevent.spawn(self._flush_loop))
+        if self.children:
+            self._greenlets.append(gevent.spawn(self._watch))
+
+    def on_test_start(self) -> None:
+        if self.is_worker or self.folder is None:
+            return
+        if self.children:  # per-request upstream settings, so the web UI's values apply to this run
+            self.options.harness_upstream_query = upstream_query(self.options)
+        self.folder.event("test_start")
+        self._test_running = True
+        self.sampler = _start_samplers(self)
+
+    def on_test_stop(self) -> None:
+        self.flush()
+        if self.is_worker or self.folder is None or not self._test_running:
+            return
+        self._test_running = False
+        self._end_phase()
+        if self.sampler is not None:
+            sampler, self.sampler = self.sampler, None
+            sampler.stop()
+        self.folder.event("test_stop")
+
+    def on_phase(self, name: str, at: float) -> None:
+        if self.folder is None:
+            return
+        self._end_phase(at)
+        self._phase = name
+        if self.sampler is not None:
+            self.sampler.phase(name)  # writes the phase_start event, with a sample of every target
+        else:
+            self.folder.event("phase_start", name, t=at)
+
+    def _end_phase(self, at: float | None = None) -> None:
+        if self._phase is not None and self.folder is not None:
+            self.folder.event("phase_end", self._phase, t=at)
+        self._phase = None
+
+    def stop(self, status: str | None = None) -> None:
+        """Flush, stop samplers and the stack, finish the run folder. Safe to call more than once."""
+        if self.stopped:
+            return
+        self.stopped = True
+        for greenlet in self._greenlets:
+            greenlet.kill(block=False)
+        try:
+            self.flush()
+            if self.sampler is not None:
+                sampler, self.sampler = self.sampler, None
+                sampler.stop()
+        finally:
+            if self.children:
+                log.info("stopping the bundled stack")
+                stop_all(self.children, grace_s=STOP_GRACE_S)
+            if self.folder is not None:
+                self._end_phase()
+                if status is None:
+                    status = "complete" if self.shape_finished and not self.target_died else "interrupted"
+                self.folder.finish(status)
+                self._finished = True
+                log.info("run folder: %s", self.folder.path)
+
+    # client records ------------------------------------------------------------------------------------------
+    def add_record(self, record: ClientRecord) -> None:
+        self._pending.append(record.row())
+
+    def flush(self) -> None:
+        rows, self._pending = self._pending, []
+        if not rows:
+            return
+        if self.is_worker:
+            try:
+                self.runner.send_message(RECORDS_MESSAGE, rows)
+            except Exception as error:  # the master may be gone at the very end
+                log.warning("could not send %d client records to the master: %s", len(rows), error)
+        elif self.folder is not None and not self._finished:
+            self.folder.table("clients").extend(rows)
+
+    def _on_worker_records(self, environment: Any, msg: Any, **_: Any) -> None:
+        if self.folder is not None and not self._finished:
+            self.folder.table("clients").extend(msg.data)
+
+    def _flush_loop(self) -> None:
+        while True:
+            gevent.sleep(FLUSH_INTERVAL_S)
+            self.flush()
+
+    # targets dying -------------------------------------------------------------------------------------------
+    def _watch(self) -> None:
+        while True:
+            gevent.sleep(WATCH_INTERVAL_S)
+            for child in self.children:
+                try:
+                    child.check_alive()
+                except TargetDiedError as error:
+                    self._on_target_died(child, error)
+                    return
+
+    def _on_target_died(self, child: ChildProcess, error: TargetDiedError) -> None:
+        self.target_died = True
+        log.error("%s; ending the test", error)
+        if self.folder is not None:
+            self.folder.event("target_died", child.name, str(error))
+        self.environment.events.request.fire(
+            request_type="TARGET",
+            name=f"{child.name} alive",
+            response_time=0.0,
+            response_length=0,
+            exception=error,
+            context={},
+        )
+        self.environment.process_exit_code = 1
+        self.runner.quit()
+        if self.web_ui is not None:
+            self.web_ui.stop()
+
+
+def _stack_dests() -> list[str]:
+    import argparse
+
+    parser = argparse.ArgumentParser(add_help=False)
+    add_stack_arguments(parser)
+    return [action.dest for action in parser._actions]
+
+
+def upstream_query(options: Any) -> str:
+    """The stack's upstream flags as query parameters (the relays forward the query string to the upstream)."""
+    return urlencode([(name, _number_text(getattr(options, dest))) for dest, name in _UPSTREAM_QUERY])
+
+
+def _number_text(value: float) -> str:
+    # Not "{:g}": 1000000 tokens would travel as "1e+06", which is no whole number.
+    return str(value) if isinstance(value, int) else repr(float(value))
+
+
+def _start_samplers(plugin: HarnessPlugin) -> Any:
+    """Start the samplers (harness.sampling) on the run folder; return the sampler, or None."""
+    from harness.sampling import SampledTarget, Sampler
+
+    assert plugin.folder is not None
+    sampled: list[SampledTarget] = []
+    upstream_port: int | None = None
+    if plugin.children:
+        upstream_port = urlsplit(str(plugin.children[0].url)).port
+        for index, child in enumerate(plugin.children):
+            role = "upstream" if index == 0 else "relay"
+            sampled.append(SampledTarget(child.name, role, child.url, child.pid, None if index == 0 else upstream_port))
+    else:
+        sampled = [SampledTarget(t.name, "relay", t.url, None, None, has_stats=False) for t in plugin.targets]
+    sampler = Sampler(plugin.folder, sampled, plugin.options.sample_interval)
+    sampler.start()
+    return sampler
+
+
+# -- hooks --------------------------------------------------------------------------------------------------------
+_current: HarnessPlugin | None = None
+
+
+def current() -> HarnessPlugin | None:
+    """The plugin of this process, once Locust's init has run."""
+    return _current
+
+
+def _on_parser(parser: Any, **_: Any) -> None:
+    add_arguments(parser)
+
+
+def _on_init(environment: Any, runner: Any, web_ui: Any = None, **_: Any) -> None:
+    global _current
+    if environment.parsed_options is None:  # Locust used as a library, without its command line
+        return
+    plugin = HarnessPlugin(environment, runner, web_ui)
+    try:
+        plugin.start()
+    except HarnessError as error:
+        # One line, not a traceback; Locust would turn an exception here into exit code 1 after logging it.
+        sys.stderr.write(f"locust: error: {error}\n")
+        sys.exit(error.exit_code)
+    _current = plugin
+
+
+def _on_test_start(environment: Any, **_: Any) -> None:
+    if _current is not None:
+        _current.on_test_start()
+
+
+def _on_test_stop(environment: Any, **_: Any) -> None:
+    if _current is not None:
+        _current.on_test_stop()
+
+
+def _on_quit(exit_code: int, **_: Any) -> None:
+    if _current is not None:
+        _current.stop()
+
+
+def _on_stream_ended(record: ClientRecord, **_: Any) -> None:
+    if _current is not None:
+        _current.add_record(record)
+
+
+def _on_phase(name: str, at: float, **_: Any) -> None:
+    if _current is not None:
+        _current.on_phase(name, at)
+
+
+def _on_shape_finished(at: float, **_: Any) -> None:
+    if _current is not None:
+        _current.shape_finished = True
+
+
+def _register() -> None:
+    events.init_command_line_parser.add_listener(_on_parser)  # type: ignore[no-untyped-call]
+    events.init.add_listener(_on_init)  # type: ignore[no-untyped-call]
+    events.test_start.add_listener(_on_test_start)  # type: ignore[no-untyped-call]
+    events.test_stop.add_listener(_on_test_stop)  # type: ignore[no-untyped-call]
+    events.quit.add_listener(_on_quit)  # type: ignore[no-untyped-call]
+    stream_ended.add_listener(_on_stream_ended)  # type: ignore[no-untyped-call]
+    phase_started.add_listener(_on_phase)  # type: ignore[no-untyped-call]
+    shape_finished.add_listener(_on_shape_finished)  # type: ignore[no-untyped-call]
+
+
+_register()

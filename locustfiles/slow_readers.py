@@ -1,0 +1,55 @@
+"""Slow readers: clients that read far slower than the upstream produces, or not at all, alongside a few fast
+ones, then a drain in which no client is connected.
+
+A server that respects back-pressure holds a few KiB per slow client; one that buffers without bound grows for as
+long as the phase lasts. About 50 s; ``--read-pace`` sets the pace of the byte-paced readers (default 1KiB/s),
+``--scenario-scale 0.2`` shortens it.
+"""
+
+from locust import constant
+
+from harness import locust_plugin  # noqa: F401  (registers the harness's flags and lifecycle)
+from harness.phases import Phase, PhasedShape
+from harness.streaming_user import Behaviour, StreamingUser
+
+
+class FastReader(StreamingUser):
+    """Reads every stream to its end, as fast as it comes."""
+
+    behaviour = Behaviour(read="fast")
+    wait_time = constant(0.5)
+
+
+class SlowByteReader(StreamingUser):
+    """Reads at --read-pace bytes per second (a reader on a slow link)."""
+
+    weight = 2
+    behaviour = Behaviour(read="paced")
+    wait_time = constant(0.5)
+
+
+class SlowTokenReader(StreamingUser):
+    """Takes two tokens a second (a client rendering slowly)."""
+
+    behaviour = Behaviour(read="paced", pace="2tok/s")
+    wait_time = constant(0.5)
+
+
+class StalledReader(StreamingUser):
+    """Reads the headers and then nothing, until the phase ends."""
+
+    behaviour = Behaviour(read="stalled")
+    wait_time = constant(0.5)
+
+
+class SlowReaders(PhasedShape):
+    phases = (
+        Phase("warm-up", 8, users=6, user_classes=(FastReader,)),
+        Phase(
+            "slow readers",
+            30,
+            users=15,
+            user_classes=(FastReader, SlowByteReader, SlowTokenReader, StalledReader),
+        ),
+        Phase("drain", 12),
+    )
