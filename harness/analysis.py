@@ -50,7 +50,10 @@ targets.<name>.clients.streams, .outcomes       client streams, and counts by ou
 targets.<name>.tracemalloc                      traced_before_bytes, traced_after_bytes, snapshot_diff_bytes,
                                                 sites[] (rank, size_diff_bytes, count_diff, site, code),
                                                 held[] (container, leaf, bytes_diff, held_by), keepers[]
-targets.<name>.verdicts.back_pressure           {state: pass|warn|fail|n/a, reason: one sentence with figures}
+targets.<name>.traced_memory                    the same figures as memory, named *_traced_* instead of *_rss_*,
+                                                from samples.csv traced_bytes (targets under the tracemalloc probe)
+targets.<name>.verdicts.back_pressure           {state: pass|warn|fail|n/a, reason: one sentence with figures};
+                                                from traced_memory when present (snapshots inflate RSS), else memory
 targets.<name>.verdicts.cancellation            same
 targets.<name>.headline                         the figures the report and ``harness compare`` put side by side
 notes[]                                         sentences on what could not be computed and why
@@ -71,7 +74,7 @@ import pandas as pd
 from harness.growth import TracemallocFiles
 from harness.metrics_cancellation import CancellationFigures, cancellation_figures
 from harness.metrics_clients import client_figures
-from harness.metrics_memory import MemoryFigures, memory_figures
+from harness.metrics_memory import MIN_TREND_SAMPLES, MemoryFigures, memory_figures
 from harness.metrics_upstream import UpstreamFigures, match_streams, upstream_figures
 from harness.run_data import RunData, load_run
 
@@ -111,8 +114,13 @@ def _slow_readers(run: RunData, target: str) -> int:
     return int(behaviour.str.contains("paced|stall", regex=True).sum())
 
 
-def back_pressure_verdict(memory: MemoryFigures | None, slow_readers: int, limits: VerdictLimits) -> dict[str, str]:
-    """pass/warn/fail on memory growth under slow readers, with the sentence that says why."""
+def back_pressure_verdict(
+    memory: MemoryFigures | None, slow_readers: int, limits: VerdictLimits, measure: str = "RSS"
+) -> dict[str, str]:
+    """pass/warn/fail on memory growth under slow readers, with the sentence that says why.
+
+    ``measure`` names the series the figures come from: "RSS", or "traced memory" for a profiled target.
+    """
     if memory is None:
         return {"state": "n/a", "reason": "no memory samples for this target"}
     trend = ""
@@ -125,7 +133,8 @@ def back_pressure_verdict(memory: MemoryFigures | None, slow_readers: int, limit
         )
     per_client = f"; {mib(memory.held_per_client_bytes)} per client at the peak" if memory.held_per_client_bytes else ""
     figures = (
-        f"RSS grew {mib(memory.growth_bytes)} over its {mib(memory.baseline_rss_bytes)} baseline{trend}{per_client}"
+        f"{measure} grew {mib(memory.growth_bytes)} over its {mib(memory.baseline_rss_bytes)} baseline"
+        f"{trend}{per_client}"
     )
     if not slow_readers:
         return {"state": "n/a", "reason": f"no slow or stalled readers in this run ({figures})"}
@@ -231,6 +240,15 @@ def _analyse_target(run: RunData, name: str, role: str, limits: VerdictLimits) -
     memory_section = _section(memory, f"no RSS samples for {name} (samples.csv has none: not sampled or remote)")
     if memory is not None:
         memory_section["peak_buffered_bytes"] = _peak_buffered(run, name)
+    # Under the tracemalloc probe, RSS also holds the snapshots' own high-water mark (RSS never shrinks back):
+    # the back-pressure verdict then rests on traced memory, the Python heap in use, which snapshots leave alone.
+    traced = memory_figures(samples, run.windows, clients, column="traced_bytes")
+    if traced is not None and traced.samples < MIN_TREND_SAMPLES:
+        traced = None
+    traced_section = _section(
+        traced, f"{name} did not run under the tracemalloc probe (no traced_bytes in samples.csv)"
+    )
+    traced_section = {key.replace("_rss_", "_traced_"): value for key, value in traced_section.items()}
     upstream: UpstreamFigures | None = None
     cancel: CancellationFigures | None = None
     is_relay = role == "relay" or (role == "unknown" and len(clients) > 0)
@@ -242,13 +260,16 @@ def _analyse_target(run: RunData, name: str, role: str, limits: VerdictLimits) -
     not_relay = f"{name} is the {role}, not a relay" if role != "unknown" else f"{name} has no client streams"
     cancel_reason = not_relay if upstream is None else upstream.note
     verdicts = {
-        "back_pressure": back_pressure_verdict(memory, _slow_readers(run, name), limits),
+        "back_pressure": back_pressure_verdict(memory, _slow_readers(run, name), limits)
+        if traced is None
+        else back_pressure_verdict(traced, _slow_readers(run, name), limits, measure="traced memory"),
         "cancellation": cancellation_verdict(upstream, cancel, limits),
     }
     client = client_figures(clients) if len(clients) else None
     result = {
         "role": role,
         "memory": memory_section,
+        "traced_memory": traced_section,
         "upstream": _section(upstream, not_relay),
         "cancellation": _section(cancel, cancel_reason),
         "clients": _section(client, f"no client streams were recorded for {name}"),

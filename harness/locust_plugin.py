@@ -20,6 +20,7 @@ from __future__ import annotations
 import atexit
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -28,10 +29,13 @@ import gevent
 from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
+from harness import growth
 from harness.errors import HarnessError, TargetDiedError, UsageError
 from harness.launch import ChildProcess, stop_all
+from harness.live_view import install_live_view
 from harness.pacing import Pace
 from harness.phases import phase_started, shape_finished
+from harness.probe_client import ProbeClient
 from harness.runfolder import RunFolder
 from harness.stack import BUNDLED_RELAYS, StackOptions, add_stack_arguments, parse_target_names, start_bundled_stack
 from harness.streaming_user import (
@@ -62,6 +66,7 @@ PLUGIN_FLAGS = (
     "run_dir",
     "scenario_scale",
     "sample_interval",
+    "agent",
 )
 _UPSTREAM_QUERY = (
     ("upstream_tokens", "tokens"),
@@ -94,6 +99,14 @@ def _rcvbuf(text: str, *, what: str) -> int:
             f"(Linux raises anything smaller), but got {text!r}"
         )
     return value
+
+
+def _agent_text(text: str, *, what: str) -> str:
+    name, sep, url = text.partition("=")
+    parts = urlsplit(url)
+    if not sep or not name.strip() or parts.scheme != "http" or not parts.hostname:
+        raise UsageError(f"{what} must be NAME=http://HOST:PORT (a `harness agent`), but got {text!r}")
+    return f"{name.strip()}={url.rstrip('/')}"
 
 
 def _interval(text: str, *, what: str) -> float:
@@ -159,7 +172,18 @@ def add_arguments(parser: Any) -> None:
         help="seconds between samples of the targets' processes and stats (default: 250ms)",
         **launch_only,
     )
+    parser.add_argument(
+        "--agent",
+        type=argparse_type(_agent_text, "--agent"),
+        action="append",
+        default=[],
+        metavar="NAME=URL",
+        help="also read the server figures of target NAME from a `harness agent` at URL (repeatable)",
+        **launch_only,
+    )
     add_stack_arguments(parser, web_ui=True)
+    # The demo profiles its relays (growth sites and holders in the report); a CI gate passes --profile-nframe 0.
+    parser.set_defaults(profile_nframe=1)
 
 
 # -- the plugin ---------------------------------------------------------------------------------------------------
@@ -183,6 +207,8 @@ class HarnessPlugin:
         self._test_running = False
         self._phase: str | None = None
         self._pending: list[dict[str, Any]] = []
+        self._phases_seen = 0
+        self.report_path: Path | None = None
         self._greenlets: list[gevent.Greenlet] = []
 
     # lifecycle -----------------------------------------------------------------------------------------------
@@ -225,6 +251,7 @@ class HarnessPlugin:
         self._greenlets.append(gevent.spawn(self._flush_loop))
         if self.children:
             self._greenlets.append(gevent.spawn(self._watch))
+        install_live_view(self.environment, lambda: self.folder, lambda: self.report_path)
 
     def on_test_start(self) -> None:
         if self.is_worker or self.folder is None:
@@ -245,14 +272,23 @@ class HarnessPlugin:
             sampler, self.sampler = self.sampler, None
             sampler.stop()
         self.folder.event("test_stop")
+        if self.web_ui is not None:
+            # The stack and the folder stay for the next test; this test's report is written now, and linked
+            # from the live view. Headless runs write theirs once the folder is finished (stop()).
+            self.folder.update_meta(status="complete" if self.shape_finished else "stopped", ended_at=time.time())
+            self._write_report()
 
     def on_phase(self, name: str, at: float) -> None:
         if self.folder is None:
             return
         self._end_phase(at)
         self._phase = name
+        self._phases_seen += 1
         if self.sampler is not None:
-            self.sampler.phase(name)  # writes the phase_start event, with a sample of every target
+            # tracemalloc snapshots (profiling on): after the warm-up, when the load proper starts, and when the
+            # drain starts (the end of the load, before the servers free what it left in them).
+            label = growth.BEFORE if self._phases_seen == 2 else growth.AFTER if name == "drain" else None
+            self.sampler.phase(name, snapshot_label=label)  # writes the phase_start event and samples targets
         else:
             self.folder.event("phase_start", name, t=at)
 
@@ -284,6 +320,21 @@ class HarnessPlugin:
                 self.folder.finish(status)
                 self._finished = True
                 log.info("run folder: %s", self.folder.path)
+                self._write_report()
+
+    def _write_report(self) -> None:
+        """Analyse the run folder and write summary.json and report.html; print the report's path."""
+        assert self.folder is not None
+        if not self.folder.file("events").exists():
+            return  # nothing was measured (the stack never started)
+        from harness.report import write_report  # pandas and plotly load only where reports are written
+
+        try:
+            self.report_path = write_report(self.folder.path)
+        except HarnessError as error:
+            log.error("no report: %s", error)
+            return
+        log.info("report: %s", self.report_path)
 
     # client records ------------------------------------------------------------------------------------------
     def add_record(self, record: ClientRecord) -> None:
@@ -365,13 +416,27 @@ def _start_samplers(plugin: HarnessPlugin) -> Any:
     assert plugin.folder is not None
     sampled: list[SampledTarget] = []
     upstream_port: int | None = None
+    agents = dict(text.split("=", 1) for text in plugin.options.agent)
     if plugin.children:
         upstream_port = urlsplit(str(plugin.children[0].url)).port
+        profiled = bool(getattr(plugin.options, "profile_nframe", 0))
         for index, child in enumerate(plugin.children):
             role = "upstream" if index == 0 else "relay"
-            sampled.append(SampledTarget(child.name, role, child.url, child.pid, None if index == 0 else upstream_port))
+            probe = ProbeClient.for_child(child) if profiled and index > 0 else None
+            sampled.append(
+                SampledTarget(
+                    child.name, role, child.url, child.pid, None if index == 0 else upstream_port, probe=probe
+                )
+            )
     else:
-        sampled = [SampledTarget(t.name, "relay", t.url, None, None, has_stats=False) for t in plugin.targets]
+        sampled = [
+            SampledTarget(t.name, "relay", t.url, None, None, has_stats=False)
+            for t in plugin.targets
+            if t.name not in agents
+        ]
+    sampled += [
+        SampledTarget(name, "server", None, None, None, has_stats=False, agent_url=url) for name, url in agents.items()
+    ]
     sampler = Sampler(plugin.folder, sampled, plugin.options.sample_interval)
     sampler.start()
     return sampler

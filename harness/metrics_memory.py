@@ -83,12 +83,20 @@ def open_at(starts: np.ndarray, ends: np.ndarray, at: np.ndarray) -> np.ndarray:
     return np.searchsorted(starts, at, side="right") - np.searchsorted(closed, at, side="right")
 
 
-def memory_figures(series: pd.DataFrame, windows: Windows, clients: pd.DataFrame | None = None) -> MemoryFigures | None:
-    """Figures of one target's samples (columns ``t``, ``rss_bytes``); None without a single RSS sample.
+def memory_figures(
+    series: pd.DataFrame, windows: Windows, clients: pd.DataFrame | None = None, column: str = "rss_bytes"
+) -> MemoryFigures | None:
+    """Figures of one target's samples (columns ``t`` and ``column``); None without a single sample.
 
-    ``clients``: that target's client records (``start``, ``end``), for the bytes held per client.
+    ``clients``: that target's client records (``start``, ``end``), for the bytes held per client. ``column`` is
+    ``rss_bytes`` or, for a target under the tracemalloc probe, ``traced_bytes`` (then the fields named ``*_rss_*``
+    hold traced memory; ``analysis`` renames them).
     """
-    frame = series.dropna(subset=["t", "rss_bytes"]).sort_values("t")
+    if column not in series.columns:
+        return None
+    frame = series.dropna(subset=["t", column]).sort_values("t")
+    if column != "rss_bytes":
+        frame = frame.assign(rss_bytes=frame[column])
     if frame.empty:
         return None
     warm_start = min(windows.start, float(frame["t"].iloc[0]))

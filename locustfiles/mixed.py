@@ -10,6 +10,9 @@ from harness import locust_plugin  # noqa: F401  (registers the harness's flags 
 from harness.phases import Phase, PhasedShape
 from harness.streaming_user import Behaviour, StreamingUser
 
+SLOW_STREAM = (("tokens", "2000"), ("token_bytes", "1024"), ("rate", "100"))
+"""Per-request upstream settings of the slow and stalled readers: 100 KiB/s per stream for 20 s."""
+
 
 class Reader(StreamingUser):
     """Reads every stream to its end."""
@@ -23,14 +26,16 @@ class SlowReader(StreamingUser):
     """Reads at --read-pace."""
 
     weight = 2
-    behaviour = Behaviour(read="paced")
+    behaviour = Behaviour(read="paced", upstream=SLOW_STREAM)
     wait_time = between(0.2, 1.0)
 
 
 class StalledReader(StreamingUser):
     """Reads nothing after the headers; gives up after 8 s."""
 
-    behaviour = Behaviour(read="stalled", leave="after_seconds", leave_after_s=8.0, leave_how="close")
+    behaviour = Behaviour(
+        read="stalled", leave="after_seconds", leave_after_s=8.0, leave_how="close", upstream=SLOW_STREAM
+    )
     wait_time = between(0.2, 1.0)
 
 

@@ -146,6 +146,7 @@ def _real_short_run(tmp_path: Path) -> Path:
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=100, check=False)
     folders = [path for path in tmp_path.iterdir() if path.is_dir()]
     assert result.returncode == 0, result.stderr[-2000:]
+    assert f"report: {folders[0] / REPORT}" in result.stderr
     assert len(folders) == 1, folders
     return folders[0]
 
@@ -159,7 +160,8 @@ def test_report_of_a_real_run_draws_in_headless_chromium(tmp_path: Path) -> None
         "playwright.sync_api", reason="needs the playwright package (pip install playwright)"
     )
     folder = _real_short_run(tmp_path)
-    report = write_report(folder)
+    report = folder / REPORT  # written by the Locust plugin at the end of the run
+    assert report.is_file()
     summary = json.loads((folder / "summary.json").read_text())
     expected = {"memory", "tokens", "latency", "timings"} | {
         f"streams-{name}" for name, target in summary["targets"].items() if target["role"] == "relay"
