@@ -42,6 +42,12 @@ def warmup_spike(height_bytes: float, at_s: float, length_s: float) -> Series:
     return lambda t: noise(t) + (height_bytes if at_s <= t < at_s + length_s else 0.0)
 
 
+def step(height_bytes: float, at_s: float, noise_bytes: float = 64 * 1024) -> Series:
+    """Flat, then ``height_bytes`` higher from ``at_s`` on, for good (a cache filled once, an arena kept)."""
+    noise = flat(noise_bytes)
+    return lambda t: noise(t) + (height_bytes if t >= at_s else 0.0)
+
+
 def sawtooth(height_bytes: float, period_s: float) -> Series:
     """Rises by ``height_bytes`` over each period and falls back (a buffer filled and freed)."""
     noise = flat()
@@ -113,6 +119,8 @@ class CraftedRun:
     scenario: str = "crafted"
     kernel_established: dict[str, Callable[[float], int]] = field(default_factory=dict)
     """Per target, the ESTABLISHED upstream connections at t (connections.csv)."""
+    traced: dict[str, Series] = field(default_factory=dict)
+    """Per target under the tracemalloc probe, its traced memory at t (samples.csv traced_bytes)."""
 
     @property
     def end_s(self) -> float:
@@ -133,7 +141,14 @@ class CraftedRun:
             folder.event("phase_end", name, t=T0 + end)
         ticks = np.arange(0.0, self.end_s + 1e-9, self.interval_s)
         folder.table("samples").extend(
-            {"t": T0 + float(t), "target": name, "pid": 1000 + i, "processes": 1, "rss_bytes": int(series(float(t)))}
+            {
+                "t": T0 + float(t),
+                "target": name,
+                "pid": 1000 + i,
+                "processes": 1,
+                "rss_bytes": int(series(float(t))),
+                **({"traced_bytes": int(self.traced[name](float(t)))} if name in self.traced else {}),
+            }
             for t in ticks
             for i, (name, series) in enumerate(self.rss.items())
         )

@@ -189,3 +189,26 @@ def test_not_a_run_folder_and_an_empty_run_are_refused(tmp_path: Path) -> None:
     empty.finish("interrupted")
     with pytest.raises(RunFolderError, match="holds no measurements"):
         analyse(empty.path)
+
+
+def test_profiled_target_is_judged_on_traced_memory_not_on_snapshot_inflated_rss(tmp_path: Path) -> None:
+    # Under the probe, each snapshot leaves RSS a step higher for good (measured: +12 MiB, then +7 MiB), while the
+    # Python heap in use (traced) stays flat: the verdict must not blame the server for the harness's snapshots.
+    def snapshots(t: float) -> float:
+        return BASE_RSS + (12 * MIB if t >= 10.0 else 0.0) + (7 * MIB if t >= 40.0 else 0.0)
+
+    streams = [*slow_readers("lazy", 4), *slow_readers("eager", 4)]
+    run = CraftedRun(
+        rss={"lazy": snapshots, "eager": snapshots},
+        traced={"lazy": flat(), "eager": leak(1 * MIB, start_s=10.0)},
+        streams=streams,
+    )
+    targets = analyse(run.write(tmp_path))["targets"]
+    lazy, eager = targets["lazy"], targets["eager"]
+    assert lazy["memory"]["growth_bytes"] > 18 * MIB  # RSS: the snapshots' high-water mark
+    assert lazy["traced_memory"]["growth_bytes"] < 256 * 1024
+    assert lazy["verdicts"]["back_pressure"]["state"] == "pass"
+    assert lazy["verdicts"]["back_pressure"]["reason"].startswith("traced memory grew")
+    assert eager["traced_memory"]["slope_bytes_per_s"] == pytest.approx(1 * MIB, rel=0.02)
+    assert eager["verdicts"]["back_pressure"]["state"] == "fail"
+    assert "baseline_traced_bytes" in eager["traced_memory"]
