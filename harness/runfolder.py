@@ -60,7 +60,7 @@ CLIENT_COLUMNS = (
     "end",  # the client left or the stream ended
     "outcome",  # completed | left | broken | http_error | connect_error
     "leave_how",  # reset | close | "" (when it did not leave on purpose)
-    "leave_when",  # before_headers | after_tokens | after_seconds | ""
+    "leave_when",  # before_headers | after_tokens | after_seconds | user_stopped (at a phase boundary) | ""
     "status",  # HTTP status, 0 before headers
     "tokens",  # tokens (SSE data events or chunks) read
     "bytes",  # body bytes read
