@@ -73,7 +73,11 @@ def test_disconnects(tmp_path: Path) -> None:
         assert rows, behaviour
         assert all(within(row, phases[phase]) for row in rows), behaviour
         left = [row for row in rows if row["leave_when"] == when]
-        assert len(left) >= len(rows) * 0.7, Counter(row["leave_when"] for row in rows)
+        # The rest were stopped by Locust at the wave's end (user_stopped): on a loaded machine gevent's
+        # cooperative connect() yields, and the stop can land there, before the planned leave.
+        others = Counter(row["leave_when"] for row in rows if row["leave_when"] != when)
+        assert set(others) <= {"user_stopped"}, others
+        assert len(left) >= len(rows) * 0.5, Counter(row["leave_when"] for row in rows)
         assert all(row["outcome"] == "left" and row["leave_how"] == how for row in left)
         if when == "after_tokens":
             assert all(int(row["tokens"]) >= 5 for row in left)

@@ -78,6 +78,8 @@ def _within_one_interval(counted: list[int], reported: list[float], what: str) -
     assert len(counted) == len(reported), what
     for index, count in enumerate(counted):
         window = reported[max(0, index - 1) : index + 2]
+        if index == 0:
+            window = [0.0, *window]  # nothing was open before the first tick (the stack was idle)
         assert min(window) <= count <= max(window), (
             f"{what}: tick {index} counted {count} upstream connections, but the target reported {window} "
             f"around it (all counted: {counted}; reported: {reported})"
