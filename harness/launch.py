@@ -25,6 +25,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness.errors import TargetDiedError, TargetStartError
 
@@ -48,10 +49,22 @@ class LaunchSpec:
     """Added to the harness's own environment."""
 
 
+def _load_prctl() -> Any:
+    """libc's prctl, looked up once in the parent: ``find_library`` runs ``ldconfig`` in a subprocess, which must
+    never happen between fork and exec (a forked child of a threaded process, such as Locust's master with its zmq
+    threads, can deadlock there, and Popen then waits for it forever)."""
+    if sys.platform != "linux":
+        return None
+    name = ctypes.util.find_library("c")
+    return ctypes.CDLL(name, use_errno=True).prctl if name else None
+
+
+_PRCTL = _load_prctl()
+
+
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    libc_name = ctypes.util.find_library("c")
-    if libc_name:
-        ctypes.CDLL(libc_name, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    # One C call and nothing else: no imports, no allocation-heavy Python, no subprocesses.
+    _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class ChildProcess:
@@ -72,7 +85,7 @@ class ChildProcess:
                     stderr=subprocess.STDOUT,
                     env={**os.environ, "PYTHONUNBUFFERED": "1", **spec.env},
                     start_new_session=True,
-                    preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                    preexec_fn=_die_with_parent if _PRCTL is not None else None,
                 )
             except OSError as error:
                 raise TargetStartError(
