@@ -3,8 +3,10 @@
 A locustfile imports this module; importing it registers the hooks. On the master (or the single local process):
 
     init        flags checked by Locust's parser already (a bad one: one line, exit 2, nothing launched);
-                the run folder is created; unless --target-url names targets, the bundled stack is launched,
-                waited for and recorded in meta.json; a watcher greenlet checks every target is alive
+                the run folder is created; the targets are started: the bundled relays (--targets, or all of them
+                when no target is named otherwise), the fake upstream (with them or with any --launch), the
+                user's --launch commands (harness.targets_spec); --attach and --target-url servers are only
+                checked; all are recorded in meta.json; a watcher greenlet checks every launched one is alive
     test_start  samplers start; each phase boundary becomes an event (and a sampler mark)
     test_stop   samplers stop; client records are flushed
     quit        the stack is stopped (SIGTERM, then SIGKILL), the run folder finished; also on Ctrl-C and SIGTERM
@@ -35,6 +37,7 @@ from harness.launch import ChildProcess, stop_all
 from harness.live_view import install_live_view
 from harness.pacing import Pace
 from harness.phases import phase_started, shape_finished
+from harness.probe import TOKEN_ENV
 from harness.probe_client import ProbeClient
 from harness.runfolder import RunFolder
 from harness.stack import BUNDLED_RELAYS, StackOptions, add_stack_arguments, parse_target_names, start_bundled_stack
@@ -45,6 +48,13 @@ from harness.streaming_user import (
     format_targets,
     parse_targets,
     stream_ended,
+)
+from harness.targets_spec import (
+    UserTargets,
+    add_target_arguments,
+    attach_warning,
+    format_requests,
+    launch_targets,
 )
 from harness.units import argparse_type, parse_duration, parse_size, positive_float
 
@@ -67,6 +77,14 @@ PLUGIN_FLAGS = (
     "scenario_scale",
     "sample_interval",
     "agent",
+    "launch",
+    "launch_ready",
+    "launch_timeout",
+    "profile_launched",
+    "attach",
+    "request",
+    "request_body",
+    "request_api",
 )
 _UPSTREAM_QUERY = (
     ("upstream_tokens", "tokens"),
@@ -122,8 +140,9 @@ def add_arguments(parser: Any) -> None:
     parser.add_argument(
         "--targets",
         type=argparse_type(_targets_text, "--targets"),
-        default=",".join(BUNDLED_RELAYS),
-        help=f"bundled relays to launch and load, comma-separated (default: {','.join(BUNDLED_RELAYS)})",
+        default=None,
+        help=f"bundled relays to launch and load, comma-separated (default: {','.join(BUNDLED_RELAYS)}, "
+        "unless --launch, --attach or --target-url name targets)",
         **launch_only,
     )
     parser.add_argument(
@@ -131,7 +150,7 @@ def add_arguments(parser: Any) -> None:
         type=argparse_type(_target_urls_text, "--target-url"),
         default="",
         metavar="NAME=URL[,NAME=URL...]",
-        help="load these running servers instead of launching the bundled stack",
+        help="load these running servers (not sampled); see --attach to sample them",
         **launch_only,
     )
     parser.add_argument(
@@ -182,6 +201,7 @@ def add_arguments(parser: Any) -> None:
         **launch_only,
     )
     add_stack_arguments(parser, web_ui=True)
+    add_target_arguments(parser)
     # The demo profiles its relays (growth sites and holders in the report); a CI gate passes --profile-nframe 0.
     parser.set_defaults(profile_nframe=1)
 
@@ -198,6 +218,12 @@ class HarnessPlugin:
         self.is_worker = isinstance(runner, WorkerRunner)
         self.folder: RunFolder | None = None
         self.children: list[ChildProcess] = []
+        """The bundled stack: the upstream first, then the bundled relays."""
+        self.user_children: list[ChildProcess] = []
+        """Targets started with --launch."""
+        self.user_targets = UserTargets()
+        self.plain_targets: tuple[Target, ...] = ()
+        """Targets of --target-url (loaded, not sampled)."""
         self.targets: tuple[Target, ...] = ()
         self.sampler: Any = None
         self.shape_finished = False
@@ -220,25 +246,16 @@ class HarnessPlugin:
         options = self.options
         scenario = Path(str(options.locustfile or "run").split(",")[0]).stem
         flags = {name: getattr(options, name, None) for name in (*PLUGIN_FLAGS, *_stack_dests())}
+        self.plain_targets = parse_targets(options.target_url) if options.target_url else ()
+        relays = _bundled_relays(options)
+        # Checked before the run folder exists and before anything is launched: a bad combination exits 2.
+        self.user_targets = UserTargets.from_options(options, [*(t.name for t in self.plain_targets), *relays])
+        if not relays and not self.plain_targets and not self.user_targets.any:
+            relays = BUNDLED_RELAYS  # nothing named: the demo's bundled relays
         self.folder = RunFolder.create(Path(options.run_dir), scenario, {"flags": flags})
         atexit.register(self.stop)
         try:
-            if options.target_url:
-                self.targets = parse_targets(options.target_url)
-                described: list[dict[str, Any]] = [
-                    {"name": t.name, "role": "relay", "url": t.url, "pid": None} for t in self.targets
-                ]
-            else:
-                relays = parse_target_names(options.targets)
-                log.info("starting the bundled stack: upstream, %s", ", ".join(relays))
-                self.children = start_bundled_stack(StackOptions.from_args(options, relays), self.folder.logs)
-                self.targets = tuple(Target(child.name, str(child.url)) for child in self.children[1:])
-                described = [
-                    {"name": c.name, "role": "upstream" if i == 0 else "relay", "url": c.url, "pid": c.pid}
-                    for i, c in enumerate(self.children)
-                ]
-                for child in self.children:
-                    log.info("%-9s %s pid=%s", child.name, child.url, child.pid)
+            described = self._start_targets(relays)
         except BaseException:
             self.folder.event("start_failed", detail=str(sys.exc_info()[1]))
             self.stop(status="interrupted")
@@ -249,7 +266,7 @@ class HarnessPlugin:
         if isinstance(self.runner, MasterRunner):
             self.runner.register_message(RECORDS_MESSAGE, self._on_worker_records)
         self._greenlets.append(gevent.spawn(self._flush_loop))
-        if self.children:
+        if self.children or self.user_children:
             self._greenlets.append(gevent.spawn(self._watch))
         install_live_view(self.environment, lambda: self.folder, lambda: self.report_path)
 
@@ -310,9 +327,9 @@ class HarnessPlugin:
                 sampler, self.sampler = self.sampler, None
                 sampler.stop()
         finally:
-            if self.children:
-                log.info("stopping the bundled stack")
-                stop_all(self.children, grace_s=STOP_GRACE_S)
+            if self.children or self.user_children:
+                log.info("stopping the launched targets")
+                stop_all([*self.children, *self.user_children], grace_s=STOP_GRACE_S)
             if self.folder is not None:
                 self._end_phase()
                 if status is None:
@@ -335,6 +352,70 @@ class HarnessPlugin:
             log.error("no report: %s", error)
             return
         log.info("report: %s", self.report_path)
+
+    def _start_targets(self, relays: tuple[str, ...]) -> list[dict[str, Any]]:
+        """Launch the bundled stack (when relays are named or a --launch needs the upstream), the --launch targets,
+        check the --attach ones; set ``self.targets``; return what meta.json records of them."""
+        assert self.folder is not None
+        options, user = self.options, self.user_targets
+        described: list[dict[str, Any]] = [
+            {"name": t.name, "role": "relay", "url": t.url, "pid": None, "kind": "url"} for t in self.plain_targets
+        ]
+        if relays or user.launches:
+            # The fake upstream runs whenever anything is launched: launched targets find it in {upstream} and
+            # $STREAM_HARNESS_UPSTREAM_URL, and its per-stream records are what the cancellation figures rest on.
+            log.info("starting the bundled stack: upstream%s", "".join(f", {name}" for name in relays))
+            self.children = start_bundled_stack(StackOptions.from_args(options, relays), self.folder.logs)
+            described += [
+                {
+                    "name": c.name,
+                    "role": "upstream" if i == 0 else "relay",
+                    "url": c.url,
+                    "pid": c.pid,
+                    "kind": "bundled",
+                }
+                for i, c in enumerate(self.children)
+            ]
+        upstream_url = str(self.children[0].url) if self.children else None
+        if user.launches:
+            log.info("launching %s", ", ".join(t.name for t in user.launches))
+            self.user_children = launch_targets(
+                user.launches,
+                upstream_url=upstream_url,
+                log_dir=self.folder.logs,
+                timeout_s=options.launch_timeout,
+                profile_nframe=options.profile_launched,
+            )
+            # "relay": a server between the clients and the fake upstream, judged on cancellation like the bundled.
+            described += [
+                {
+                    "name": c.name,
+                    "role": "relay",
+                    "url": c.url,
+                    "pid": c.pid,
+                    "kind": "launched",
+                    "argv": list(c.spec.argv),
+                }
+                for c in self.user_children
+            ]
+        for target in user.attaches:
+            warning = attach_warning(target)
+            if warning:
+                log.warning("%s", warning)
+                self.folder.event("attach_warning", target.name, warning)
+            described.append(
+                {"name": target.name, "role": "relay", "url": target.url, "pid": target.pid, "kind": "attached"}
+            )
+        for child in [*self.children, *self.user_children]:
+            log.info("%-9s %s pid=%s", child.name, child.url, child.pid)
+        self.targets = (
+            *self.plain_targets,
+            *(Target(child.name, str(child.url)) for child in self.children[1:]),
+            *(Target(child.name, str(child.url)) for child in self.user_children),
+            *(Target(target.name, target.url) for target in user.attaches),
+        )
+        self.options.harness_requests = format_requests(user.requests)
+        return described
 
     # client records ------------------------------------------------------------------------------------------
     def add_record(self, record: ClientRecord) -> None:
@@ -365,7 +446,7 @@ class HarnessPlugin:
     def _watch(self) -> None:
         while True:
             gevent.sleep(WATCH_INTERVAL_S)
-            for child in self.children:
+            for child in [*self.children, *self.user_children]:
                 try:
                     child.check_alive()
                 except TargetDiedError as error:
@@ -389,6 +470,11 @@ class HarnessPlugin:
         self.runner.quit()
         if self.web_ui is not None:
             self.web_ui.stop()
+
+
+def _bundled_relays(options: Any) -> tuple[str, ...]:
+    """The bundled relays named with --targets (none when it is not given)."""
+    return parse_target_names(options.targets) if options.targets else ()
 
 
 def _stack_dests() -> list[str]:
@@ -428,18 +514,37 @@ def _start_samplers(plugin: HarnessPlugin) -> Any:
                     child.name, role, child.url, child.pid, None if index == 0 else upstream_port, probe=probe
                 )
             )
-    else:
-        sampled = [
-            SampledTarget(t.name, "relay", t.url, None, None, has_stats=False)
-            for t in plugin.targets
-            if t.name not in agents
-        ]
+    sampled += [
+        SampledTarget(t.name, "relay", t.url, None, None, has_stats=False)
+        for t in plugin.plain_targets
+        if t.name not in agents
+    ]
+    sampled += _user_sampled_targets(plugin, upstream_port, agents)
     sampled += [
         SampledTarget(name, "server", None, None, None, has_stats=False, agent_url=url) for name, url in agents.items()
     ]
     sampler = Sampler(plugin.folder, sampled, plugin.options.sample_interval)
     sampler.start()
     return sampler
+
+
+def _user_sampled_targets(plugin: HarnessPlugin, upstream_port: int | None, agents: dict[str, str]) -> list[Any]:
+    """Launched targets: their process trees, their connections to the fake upstream, their probe (Python under
+    --profile-launched). Attached ones with a PID: their process trees (sampled from outside)."""
+    from harness.sampling import SampledTarget
+
+    sampled = []
+    for child in plugin.user_children:
+        probe = ProbeClient.for_child(child) if TOKEN_ENV in child.spec.env else None
+        sampled.append(
+            SampledTarget(child.name, "relay", child.url, child.pid, upstream_port, has_stats=False, probe=probe)
+        )
+    sampled += [
+        SampledTarget(t.name, "relay", t.url, t.pid, None, has_stats=False)
+        for t in plugin.user_targets.attaches
+        if t.pid is not None and t.name not in agents
+    ]
+    return sampled
 
 
 # -- hooks --------------------------------------------------------------------------------------------------------

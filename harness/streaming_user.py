@@ -35,6 +35,7 @@ from harness.errors import UsageError
 from harness.pacing import Pace, TokenBucket
 from harness.sse import SseDecoder
 from harness.stream_client import StreamBroken, StreamConnection, split_url
+from harness.targets_spec import RequestSpec, parse_requests
 
 __all__ = [
     "Behaviour",
@@ -214,6 +215,10 @@ class StreamSettings:
     model: str = "stream-harness"
     upstream: tuple[tuple[str, str], ...] = ()
     """Upstream settings sent in every request's query string (the behaviour's own override them)."""
+    request: RequestSpec | None = None
+    """The target's own request (--request, --request-body), when it does not speak the API's default one."""
+    max_tokens: int = 200
+    """``{max_tokens}`` of a request template when the upstream query names no ``tokens``."""
 
 
 class _Left(Exception):
@@ -296,6 +301,8 @@ class Stream:
         target, behaviour = self.settings.target, self.behaviour
         query = list((dict(self.settings.upstream) | dict(behaviour.upstream)).items())
         headers = {"X-Request-ID": self.stream_id}
+        if self.settings.request is not None and self.settings.request.path is not None:
+            return self._custom_request(query, headers)
         if self.settings.api == "sse":
             path = f"{target.base_path}/v1/chat/completions"
             body = {
@@ -313,6 +320,22 @@ class Stream:
             payload = b""
             method = "GET"
         return method, path + (f"?{urlencode(query)}" if query else ""), headers, payload
+
+    def _custom_request(
+        self, query: list[tuple[str, str]], headers: dict[str, str]
+    ) -> tuple[str, str, dict[str, str], bytes]:
+        """The target's own method, path and body template (--request, --request-body), placeholders filled in."""
+        request = self.settings.request
+        assert request is not None
+        max_tokens = int(dict(query).get("tokens", self.settings.max_tokens))
+        method, path, body = request.render(stream_id=self.stream_id, max_tokens=max_tokens)
+        if body:
+            headers["Content-Type"] = "application/json"
+        if self.settings.api == "sse":
+            headers["Accept"] = "text/event-stream"
+        if query:
+            path += ("&" if "?" in path else "?") + urlencode(query)
+        return method, self.settings.target.base_path + path, headers, body
 
     def run(self) -> ClientRecord:
         """Open, read and end the stream; fire its stats and :data:`stream_ended`; return its record."""
@@ -518,6 +541,14 @@ def settings_from_options(environment: Any) -> tuple[tuple[Target, ...], Pace, i
     return targets, pace, rcvbuf, api, upstream
 
 
+def _target_request(environment: Any, target: str) -> tuple[RequestSpec | None, int]:
+    """The request the plugin's --request flags give ``target`` (None = the API's default), and the default
+    ``{max_tokens}`` (--upstream-tokens)."""
+    options = environment.parsed_options
+    requests = parse_requests(str(getattr(options, "harness_requests", "") or ""))
+    return requests.get(target), int(getattr(options, "upstream_tokens", 200) or 200)
+
+
 class StreamingUser(User):
     """A Locust user whose every task is one stream, read and left as :attr:`behaviour` says.
 
@@ -535,19 +566,23 @@ class StreamingUser(User):
         counter = _user_counters.setdefault(type(self), itertools.count())
         index = next(counter) + int(getattr(environment.runner, "worker_index", 0) or 0)
         targets, pace, rcvbuf, api, upstream = settings_from_options(environment)
+        target = targets[index % len(targets)]
+        request, max_tokens = _target_request(environment, target.name)
         behaviour = self.behaviour
         worker = "local"
         runner = environment.runner
         if runner is not None and type(runner).__name__ == "WorkerRunner":
             worker = str(runner.client_id)
         self.settings = StreamSettings(
-            target=targets[index % len(targets)],
+            target=target,
             pace=pace,
             rcvbuf_bytes=rcvbuf,
-            api=behaviour.api or api,
+            api=(request.api if request is not None else None) or behaviour.api or api,
             worker=worker,
             model=self.model,
             upstream=upstream,
+            request=request,
+            max_tokens=max_tokens,
         )
 
     @task
