@@ -63,16 +63,22 @@ def main() -> None:
         stop_all(children)
     megabytes = args.tokens * args.token_bytes / 1e6
     median = {name: statistics.median(values) for name, values in seconds.items()}
-    print(f"{args.rounds} rounds of one {megabytes:.1f} MB stream ({args.tokens} tokens of {args.token_bytes} B), "
-          f"server sndbuf {args.server_sndbuf} B, relay read buffer {args.relay_read_bufsize} B")
+    print(
+        f"{args.rounds} rounds of one {megabytes:.1f} MB stream ({args.tokens} tokens of {args.token_bytes} B), "
+        f"server sndbuf {args.server_sndbuf} B, relay read buffer {args.relay_read_bufsize} B"
+    )
     print(f"{'target':<10}{'MB/s':>9}{'tokens/s':>12}{'vs upstream':>13}{'min-max MB/s':>18}")
     for name in NAMES:
         rate = megabytes / median[name]
         spread = f"{megabytes / max(seconds[name]):.0f}-{megabytes / min(seconds[name]):.0f}"
-        print(f"{name:<10}{rate:>9.1f}{args.tokens / median[name]:>12.0f}{median['upstream'] / median[name]:>13.2f}"
-              f"{spread:>18}")
-    print(f"lazy / eager throughput: {median['eager'] / median['lazy']:.2f}  "
-          f"bounded / eager: {median['eager'] / median['bounded']:.2f}")
+        print(
+            f"{name:<10}{rate:>9.1f}{args.tokens / median[name]:>12.0f}{median['upstream'] / median[name]:>13.2f}"
+            f"{spread:>18}"
+        )
+    print(
+        f"lazy / eager throughput: {median['eager'] / median['lazy']:.2f}  "
+        f"bounded / eager: {median['eager'] / median['bounded']:.2f}"
+    )
 
 
 if __name__ == "__main__":
