@@ -57,9 +57,15 @@ class StreamConnection:
         *,
         rcvbuf_bytes: int = 0,
         connect_timeout_s: float = 10.0,
+        mss_bytes: int = 0,
     ) -> None:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_STREAM)
+        if mss_bytes:
+            # Loopback's MSS is about 64 KiB: with the small send buffers the bundled servers use, the receiver
+            # never gets two full-sized segments, so its ACKs wait for the delayed-ACK timer and a fast reader
+            # stalls. An Ethernet-sized MSS (1448) makes loopback ACK like a real network.
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, mss_bytes)
         if rcvbuf_bytes:
             # Before connect: the window scale is agreed in the handshake.
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf_bytes)
@@ -75,6 +81,8 @@ class StreamConnection:
         self.bytes_received = 0
         """Body bytes handed to the caller so far."""
         self.chunks_received = 0
+        self._held = b""
+        self._held_chunk_end = False
         """Chunks of a chunked body completed so far (one chunk per write on most servers)."""
         self.closed = False
         self._needs_data = False
@@ -142,17 +150,29 @@ class StreamConnection:
 
         Raises StreamBroken if the connection ends before the body is complete (a truncated chunked body).
         """
+        if self._held:
+            # What h11 handed over beyond the last read's max_bytes (it returns whole Data events): a slow reader
+            # gets no more than it asked for.
+            piece, self._held = self._held[:max_bytes], self._held[max_bytes:]
+            self.bytes_received += len(piece)
+            if not self._held and self._held_chunk_end:
+                self.chunks_received += 1
+            return piece
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
             event = self._next_event(deadline, max_bytes)
             if isinstance(event, h11.Data):
-                self.bytes_received += len(event.data)
+                data = bytes(event.data)
                 if event.chunk_end:
-                    self.chunks_received += 1
                     # The chunk's trailing CRLF and the next chunk's size line come next: with no more than that
                     # CRLF buffered, h11 can only ask for more data.
                     self._needs_data = self._h11.trailing_data[0] in _CHUNK_END
-                return bytes(event.data)
+                if len(data) > max_bytes:
+                    data, self._held, self._held_chunk_end = data[:max_bytes], data[max_bytes:], event.chunk_end
+                elif event.chunk_end:
+                    self.chunks_received += 1
+                self.bytes_received += len(data)
+                return data
             if isinstance(event, h11.EndOfMessage):
                 return None
             if isinstance(event, h11.ConnectionClosed):
