@@ -17,6 +17,7 @@ from types import FrameType
 from harness import __version__
 from harness.agent import add_agent_arguments, run_agent
 from harness.errors import HarnessError, UsageError
+from harness.gate_config import add_gate_arguments, options_from_args
 from harness.launch import ChildProcess, stop_all, write_servers_json
 from harness.probe import add_probe_arguments, run_probe
 from harness.stack import BUNDLED_RELAYS, StackOptions, add_stack_arguments, parse_target_names, start_bundled_stack
@@ -72,6 +73,12 @@ def _compare(args: argparse.Namespace) -> int:
         raise UsageError(f"compare needs at least two run folders, but got {len(args.run_dirs)}: {args.run_dirs[0]!r}")
     print(write_comparison([Path(folder) for folder in args.run_dirs], Path(args.out)))
     return 0
+
+
+def _gate(args: argparse.Namespace) -> int:
+    from harness.gate import run_gate  # pandas loads only for the commands that need it
+
+    return run_gate(Path(args.run_dir), options_from_args(args))
 
 
 def _relay_names(text: str) -> tuple[str, ...]:
@@ -134,6 +141,15 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folders; the first is the reference")
     compare.add_argument("--out", default="compare.html", metavar="FILE", help="where to write (default: compare.html)")
     compare.set_defaults(run=_compare)
+    gate = commands.add_parser(
+        "gate",
+        help="judge a run folder against limits (and a baseline): exit 0 pass, 1 fail, 2 bad input",
+        description="Analyse RUN_DIR and judge each target: memory growth, leaked upstream streams, cancellation "
+        "latency, tokens produced after clients left, and regression against a baseline. Limits come from "
+        "[tool.harness.gate] in pyproject.toml, then from these flags. Exit 0 pass, 1 fail, 2 bad input.",
+    )
+    add_gate_arguments(gate)
+    gate.set_defaults(run=_gate)
     return parser
 
 

@@ -33,6 +33,7 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from harness import growth
 from harness.errors import HarnessError, TargetDiedError, UsageError
+from harness.gate_config import add_locust_gate_arguments
 from harness.launch import ChildProcess, stop_all
 from harness.live_view import install_live_view
 from harness.pacing import Pace
@@ -201,6 +202,7 @@ def add_arguments(parser: Any) -> None:
         **launch_only,
     )
     add_stack_arguments(parser, web_ui=True)
+    add_locust_gate_arguments(parser)
     add_target_arguments(parser)
     # The demo profiles its relays (growth sites and holders in the report); a CI gate passes --profile-nframe 0.
     parser.set_defaults(profile_nframe=1)
@@ -584,6 +586,21 @@ def _on_test_stop(environment: Any, **_: Any) -> None:
         _current.on_test_stop()
 
 
+def _on_quitting(environment: Any, **_: Any) -> None:
+    """With --gate: finish the run folder, judge it, and let a failing verdict set Locust's exit code.
+
+    ``quitting`` fires before Locust chooses its exit code (``quit`` fires after), so this is the last moment
+    environment.process_exit_code counts.
+    """
+    plugin = _current
+    if plugin is None or plugin.is_worker or not getattr(plugin.options, "gate", False):
+        return
+    plugin.stop()  # samplers stopped, stack stopped, meta.json finished, report written: the folder is complete
+    from harness.gate import judge_locust_run  # pandas loads only when the gate is asked for
+
+    judge_locust_run(environment, plugin.folder.path if plugin.folder is not None else None)
+
+
 def _on_quit(exit_code: int, **_: Any) -> None:
     if _current is not None:
         _current.stop()
@@ -609,6 +626,7 @@ def _register() -> None:
     events.init.add_listener(_on_init)  # type: ignore[no-untyped-call]
     events.test_start.add_listener(_on_test_start)  # type: ignore[no-untyped-call]
     events.test_stop.add_listener(_on_test_stop)  # type: ignore[no-untyped-call]
+    events.quitting.add_listener(_on_quitting)  # type: ignore[no-untyped-call]
     events.quit.add_listener(_on_quit)  # type: ignore[no-untyped-call]
     stream_ended.add_listener(_on_stream_ended)  # type: ignore[no-untyped-call]
     phase_started.add_listener(_on_phase)  # type: ignore[no-untyped-call]
