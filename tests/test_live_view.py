@@ -11,10 +11,9 @@ import pytest
 
 from harness.live_view import LIVE_PATH, CsvTail, LiveData
 from harness.runfolder import TABLES, RunFolder
+from tests.browser import launch, needs_chromium, watch_errors
 from tests.conftest import wait_until
 from tests.test_locust_plugin import DISCONNECTS, free_port, locust
-
-CHROMIUM = Path("/usr/bin/chromium")
 
 
 def test_csv_tail_reads_only_new_complete_lines(tmp_path: Path) -> None:
@@ -70,9 +69,7 @@ def _get(url: str) -> Any:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)"
-)
+@needs_chromium
 def test_live_view_during_a_web_ui_run(tmp_path: Path) -> None:
     sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright package")
     port = free_port()
@@ -102,24 +99,11 @@ def test_live_view_during_a_web_ui_run(tmp_path: Path) -> None:
 
         assert wait_until(lambda: any(row["target"] == "eager" and row["rss"] for row in server_side_rows()), 60)
         with sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=str(CHROMIUM),
-                args=[
-                    "--headless",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--no-first-run",
-                    "--disable-sync",
-                ],
-            )
+            browser = launch(playwright)
             try:
                 page = browser.new_page()
-                errors: list[str] = []
+                errors = watch_errors(page)
                 outside: list[str] = []
-                page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-                page.on("pageerror", lambda error: errors.append(str(error)))
                 page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(base) else None)
                 page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
                 # Locust's own UI has the tab, filled from the same rows

@@ -15,9 +15,9 @@ import pytest
 
 from harness.cli import main
 from harness.report import REPORT, write_comparison, write_report
+from tests.browser import launch, needs_chromium, watch_errors
 from tests.runfolders import MIB, CraftedRun, flat, leak, leaving_streams, slow_readers
 
-CHROMIUM = Path("/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -152,9 +152,7 @@ def _real_short_run(tmp_path: Path) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)"
-)
+@needs_chromium
 def test_report_of_a_real_run_draws_in_headless_chromium(tmp_path: Path) -> None:
     sync_api = pytest.importorskip(
         "playwright.sync_api", reason="needs the playwright package (pip install playwright)"
@@ -167,24 +165,11 @@ def test_report_of_a_real_run_draws_in_headless_chromium(tmp_path: Path) -> None
         f"streams-{name}" for name, target in summary["targets"].items() if target["role"] == "relay"
     }
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-                "--disable-sync",
-            ],
-        )
+        browser = launch(playwright)
         try:
             page = browser.new_page()
-            errors: list[str] = []
+            errors = watch_errors(page)
             requests: list[str] = []
-            page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-            page.on("pageerror", lambda error: errors.append(str(error)))
             page.on("request", lambda request: requests.append(request.url))
             page.goto(report.as_uri())
             page.wait_for_function(
