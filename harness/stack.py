@@ -141,6 +141,15 @@ _FLAGS = (
         "relay",
     ),
     _Flag(
+        "--relay-upstream-mss",
+        "relay_upstream_mss",
+        parse_size,
+        1448,
+        "TCP_MAXSEG of the relays' upstream sockets (0 = loopback's own, about 64 KiB)",
+        "--upstream-mss",
+        "relay",
+    ),
+    _Flag(
         "--relay-high-water",
         "relay_high_water",
         parse_size,

@@ -62,6 +62,8 @@ class RelayConfig:
     """aiohttp client read buffer: how much of the upstream response is read ahead of the relay's code."""
     upstream_rcvbuf: int
     """SO_RCVBUF of the relay's upstream sockets; 0 = kernel autotuning."""
+    upstream_mss: int
+    """TCP_MAXSEG of the relay's upstream sockets; 0 = loopback's own (about 64 KiB)."""
     connect_timeout_s: float
     high_water_bytes: int
     """High-water mark of the bounded relay's buffer (the others ignore it)."""
@@ -266,12 +268,17 @@ async def _stats(request: web.Request) -> web.Response:
     return web.json_response(request.app[STATS].as_json())
 
 
-def _socket_factory(rcvbuf: int) -> Callable[[Any], socket.socket]:
+def _socket_factory(rcvbuf: int, mss: int) -> Callable[[Any], socket.socket]:
     def make(addr_info: Any) -> socket.socket:
         family, kind, proto, _, _ = addr_info
         sock = socket.socket(family=family, type=kind, proto=proto)
         # Set before connecting, so the window the upstream sees is small from the first byte.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if rcvbuf:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if mss:
+            # Loopback's MSS (about 64 KiB) with small buffers means no segment is ever full-sized, so every ACK
+            # waits for the delayed-ACK timer; an Ethernet-sized MSS makes loopback ACK like a real network.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, mss)
         return sock
 
     return make
@@ -282,7 +289,9 @@ async def _client_session(app: web.Application) -> Any:
     connector = aiohttp.TCPConnector(
         limit=0,
         force_close=True,
-        socket_factory=_socket_factory(config.upstream_rcvbuf) if config.upstream_rcvbuf else None,
+        socket_factory=_socket_factory(config.upstream_rcvbuf, config.upstream_mss)
+        if config.upstream_rcvbuf or config.upstream_mss
+        else None,
     )
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=config.connect_timeout_s)
     async with aiohttp.ClientSession(
@@ -354,6 +363,13 @@ def relay_main(name: str, relay: Relay, description: str, argv: list[str] | None
         help="SO_RCVBUF of upstream sockets; 0 = kernel autotuning (default: 4096)",
     )
     parser.add_argument(
+        "--upstream-mss",
+        type=non_negative_bytes,
+        default=1448,
+        metavar="BYTES",
+        help="TCP_MAXSEG of upstream sockets, an Ethernet-sized segment; 0 = loopback's own (default: 1448)",
+    )
+    parser.add_argument(
         "--connect-timeout",
         type=_positive_seconds,
         default=10.0,
@@ -375,6 +391,7 @@ def relay_main(name: str, relay: Relay, description: str, argv: list[str] | None
         tuning=SocketTuning.from_args(args),
         read_bufsize=args.read_bufsize,
         upstream_rcvbuf=args.upstream_rcvbuf,
+        upstream_mss=args.upstream_mss,
         connect_timeout_s=args.connect_timeout,
         high_water_bytes=args.high_water,
     )
