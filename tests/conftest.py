@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from harness.launch import ChildProcess, stop_all
+from harness.launch import ChildProcess, LaunchSpec, stop_all
 from harness.stack import StackOptions, start_bundled_stack
 
 
@@ -76,3 +78,21 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float, interval_s: floa
         if time.monotonic() >= deadline:
             return False
         time.sleep(interval_s)
+
+
+@contextlib.contextmanager
+def agent_running(
+    stack: Stack, name: str, out: Path, *, port: int = 0, as_name: str = "server", interval: str = "100ms"
+) -> Iterator[ChildProcess]:
+    """A real ``python -m harness agent`` sampling the stack's ``name`` relay; ready (its /meta answers) within
+    15 s, stopped after (SIGTERM, then SIGKILL)."""
+    upstream_port = urllib.parse.urlsplit(stack.url["upstream"]).port
+    argv = [sys.executable, "-m", "harness", "agent", "--pid", str(stack.children[name].pid), "--port", str(port)]
+    argv += ["--upstream-port", str(upstream_port), "--interval", interval]
+    argv += ["--name", as_name, "--stats-url", stack.url[name], "--out", str(out)]
+    agent = ChildProcess(LaunchSpec(f"agent-{as_name}", argv, ready_path="/meta"), out / "agent.log")
+    try:
+        agent.wait_ready(15)
+        yield agent
+    finally:
+        agent.stop(grace_s=5)

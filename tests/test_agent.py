@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import json
-import re
-import signal
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +13,7 @@ import pytest
 
 from harness.cli import main
 from harness.runfolder import RunFolder
-from harness.stream_client import split_url
-from tests.conftest import Stack
+from tests.conftest import Stack, agent_running
 
 
 def _get(url: str) -> Any:
@@ -27,35 +21,15 @@ def _get(url: str) -> Any:
         return json.load(response)
 
 
-@pytest.fixture
-def agent(stack: Stack, tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    upstream_port = split_url(stack.url["upstream"])[1]
-    argv = [sys.executable, "-m", "harness", "agent", "--pid", str(stack.children["lazy"].pid)]
-    argv += ["--upstream-port", str(upstream_port), "--port", "0", "--interval", "100ms"]
-    argv += ["--name", "lazy", "--stats-url", stack.url["lazy"], "--out", str(tmp_path)]
-    process = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, cwd=Path(__file__).parent.parent)
-    try:
-        assert process.stderr is not None
-        line = process.stderr.readline()
-        match = re.search(r"listening on (http://\S+)", line)
-        assert match, f"agent did not say where it listens: {line!r}"
-        yield match.group(1), process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-        if process.stderr is not None:
-            process.stderr.close()
+def test_agent_serves_samples_since_a_time_and_stops_cleanly(stack: Stack, tmp_path: Path) -> None:
+    with agent_running(stack, "lazy", tmp_path, as_name="lazy") as agent:
+        _serves_samples(str(agent.url))
+        assert agent.stop() == 0  # SIGTERM: a clean stop
+    (folder_path,) = tmp_path.glob("agent-*/")
+    assert RunFolder.open(folder_path).read_meta()["status"] == "complete"
 
 
-def test_agent_serves_samples_since_a_time_and_stops_cleanly(
-    agent: tuple[str, subprocess.Popen[str]], tmp_path: Path
-) -> None:
-    url, process = agent
+def _serves_samples(url: str) -> None:
     deadline = time.monotonic() + 10
     while True:
         tables = _get(url + "/samples")["tables"]
@@ -92,11 +66,6 @@ def test_agent_serves_samples_since_a_time_and_stops_cleanly(
         _get(url + "/samples?cursor=-1")
     with pytest.raises(urllib.error.HTTPError, match="404"):
         _get(url + "/nothing")
-
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=10) == 0
-    (folder_path,) = tmp_path.glob("agent-*")
-    assert RunFolder.open(folder_path).read_meta()["status"] == "complete"
 
 
 def test_agent_rejects_bad_flags(capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import re
-import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,35 +13,9 @@ import pytest
 from harness.agent_client import AgentClient, AgentFeed
 from harness.errors import UsageError
 from harness.runfolder import RunFolder
-from harness.stream_client import split_url
-from tests.conftest import Stack, wait_until
+from tests.conftest import Stack, agent_running, wait_until
 
 ROOT = Path(__file__).parent.parent
-
-
-@contextlib.contextmanager
-def agent_running(stack: Stack, name: str, out: Path, *, port: int = 0, as_name: str = "server") -> Iterator[str]:
-    """A real ``python -m harness agent`` sampling the stack's ``name`` relay; yields its URL; stopped after."""
-    argv = [sys.executable, "-m", "harness", "agent", "--pid", str(stack.children[name].pid), "--port", str(port)]
-    argv += ["--upstream-port", str(split_url(stack.url["upstream"])[1]), "--interval", "100ms"]
-    argv += ["--name", as_name, "--stats-url", stack.url[name], "--out", str(out)]
-    process = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    try:
-        assert process.stderr is not None
-        line = process.stderr.readline()  # the agent's first line; it exits (EOF) if it cannot start
-        match = re.search(r"listening on (http://\S+)", line)
-        assert match, f"agent did not say where it listens: {line!r}"
-        yield match.group(1)
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-        if process.stderr is not None:
-            process.stderr.close()
 
 
 def free_port() -> int:
@@ -64,7 +33,8 @@ def folder(tmp_path: Path) -> Iterator[RunFolder]:
 
 
 def test_client_pages_through_rows_with_the_cursor(stack: Stack, tmp_path: Path) -> None:
-    with agent_running(stack, "lazy", tmp_path / "agent") as url:
+    with agent_running(stack, "lazy", tmp_path / "agent") as agent:
+        url = str(agent.url)
         client = AgentClient(url, timeout_s=5)
         assert wait_until(lambda: len(client.samples().tables.get("samples", [])) >= 3, timeout_s=10)
         first = client.samples()
@@ -86,7 +56,8 @@ def test_client_pages_through_rows_with_the_cursor(stack: Stack, tmp_path: Path)
 
 
 def test_feed_writes_the_agents_rows_under_the_masters_name(stack: Stack, tmp_path: Path, folder: RunFolder) -> None:
-    with agent_running(stack, "lazy", tmp_path / "agent", as_name="server") as url:
+    with agent_running(stack, "lazy", tmp_path / "agent", as_name="server") as agent:
+        url = str(agent.url)
         feed = AgentFeed(AgentClient(url), "lazy-remote", folder)
         assert wait_until(lambda: feed.poll() > 0 and feed.rows.get("connections", 0) > 0, timeout_s=10)
         time.sleep(0.5)

@@ -29,8 +29,8 @@ from harness.runfolder import RunFolder
 from harness.sampling import SampledTarget, Sampler, SnapshotRound
 from harness.stack import StackOptions, add_stack_arguments, start_bundled_stack
 from harness.stream_client import StreamConnection, split_url
-from tests.conftest import Stack
-from tests.test_agent_client import agent_running, free_port
+from tests.conftest import Stack, agent_running
+from tests.test_agent_client import free_port
 
 RELAYS = ("eager", "lazy", "bounded")
 STREAMS_PER_RELAY = 10
@@ -516,7 +516,8 @@ def test_snapshot_without_probes_is_done_at_once_and_labels_are_checked(folder: 
 def test_an_agents_rows_land_in_the_masters_tables_under_the_masters_name(
     stack: Stack, folder: RunFolder, tmp_path: Path
 ) -> None:
-    with agent_running(stack, "lazy", tmp_path / "agent", as_name="server") as url:
+    with agent_running(stack, "lazy", tmp_path / "agent", as_name="server") as agent:
+        url = str(agent.url)
         targets = [
             SampledTarget("upstream", "upstream", stack.url["upstream"], stack.children["upstream"].pid, None),
             SampledTarget("lazy-far", "relay", None, None, None, has_stats=False, agent_url=url),
