@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import json
 import logging
 import os
 import signal
@@ -131,8 +132,6 @@ def bad_request(message: str) -> NoReturn:
 
 
 def _error_json(message: str) -> str:
-    import json
-
     return json.dumps({"error": {"message": message, "type": "invalid_request_error"}})
 
 

@@ -9,26 +9,20 @@ waiting for a silent upstream's headers or first token.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
 from contextlib import aclosing
 
 from aiohttp import web
 
-from targets.relay import UpstreamStream, open_upstream, relay_main, start_client_response
+from targets.relay import open_upstream, relay_main, start_client_response
 
 __all__ = ["main", "relay"]
-
-
-async def pulled(upstream: UpstreamStream) -> AsyncGenerator[bytes]:
-    """The upstream body, one chunk per request of the consumer: nothing is read ahead."""
-    async for chunk in upstream.chunks():
-        yield chunk
 
 
 async def relay(request: web.Request, body: bytes) -> web.StreamResponse:
     async with await open_upstream(request, body) as upstream:
         response, writer = await start_client_response(request, upstream)
-        async with aclosing(pulled(upstream)) as chunks:
+        # upstream.chunks() is an async generator: each iteration reads one chunk, nothing is read ahead
+        async with aclosing(upstream.chunks()) as chunks:
             async for chunk in chunks:
                 await response.write(chunk)
                 # write() drains only every 64 KiB; wait for the socket so the next pull waits for the client.
