@@ -29,8 +29,8 @@ from typing import Any
 
 import psutil
 
-from harness.gate import gate
-from harness.gate_config import GateOptions
+from harness.gate.checks import gate
+from harness.gate.config import GateOptions
 
 REPO = Path(__file__).resolve().parent.parent
 SCENARIO = "locustfiles/mixed.py"

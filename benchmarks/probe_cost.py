@@ -20,10 +20,10 @@ import time
 import urllib.request
 from pathlib import Path
 
-from harness.launch import ChildProcess, stop_all
-from harness.probe_client import ProbeClient
-from harness.stack import StackOptions, add_stack_arguments, start_bundled_stack
-from harness.stream_client import StreamConnection, split_url
+from harness.capture.probe_client import ProbeClient
+from harness.launch.process import ChildProcess, stop_all
+from harness.launch.stack import StackOptions, add_stack_arguments, start_bundled_stack
+from harness.load.stream_client import StreamConnection, split_url
 
 
 def _options(relay: str, nframe: int) -> StackOptions:

@@ -20,9 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.launch import stop_all
-from harness.stack import StackOptions, add_stack_arguments, start_bundled_stack
-from harness.stream_client import StreamConnection, split_url
+from harness.launch.process import stop_all
+from harness.launch.stack import StackOptions, add_stack_arguments, start_bundled_stack
+from harness.load.stream_client import StreamConnection, split_url
 
 NAMES = ("upstream", "eager", "lazy", "bounded")
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.analysis import analyse_run
-from harness.report import render_report, write_report
-from harness.run_data import load_run
+from harness.analyse.analysis import analyse_run
+from harness.analyse.run_data import load_run
+from harness.report.html import render_report, write_report
 from harness.runfolder import RunFolder
 
 T0 = 1_800_000_000.0

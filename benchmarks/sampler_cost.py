@@ -27,14 +27,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from harness.connections import METHODS, ConnectionCounter
-from harness.launch import stop_all
-from harness.process_sampler import ProcessSampler
+from harness.capture.connections import METHODS, ConnectionCounter
+from harness.capture.process_sampler import ProcessSampler
+from harness.capture.sampling import SampledTarget, Sampler
+from harness.capture.stats_poller import StatsPoller, StatsTarget
+from harness.launch.process import stop_all
+from harness.launch.stack import StackOptions, start_bundled_stack
+from harness.load.stream_client import split_url
 from harness.runfolder import RunFolder
-from harness.sampling import SampledTarget, Sampler
-from harness.stack import StackOptions, start_bundled_stack
-from harness.stats_poller import StatsPoller, StatsTarget
-from harness.stream_client import split_url
 
 RATE_HZ = 4.0
 

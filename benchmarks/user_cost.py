@@ -35,7 +35,7 @@ def child(kind: str, url: str, streams: int, window_s: float, ramp_timeout_s: fl
     from locust import HttpUser, User, constant, task
     from locust.env import Environment
 
-    from harness.streaming_user import Behaviour, StreamingUser
+    from harness.load.streaming_user import Behaviour, StreamingUser
 
     body = {"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": True}
     tokens = [0]
@@ -135,8 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         child(args.child, args.url, args.streams, args.window, ramp_timeout_s=120.0)
         return 0
 
-    from harness.launch import stop_all
-    from harness.stack import StackOptions, start_bundled_stack
+    from harness.launch.process import stop_all
+    from harness.launch.stack import StackOptions, start_bundled_stack
 
     upstream_argv = ("--tokens", "100000", "--token-bytes", "64", "--rate", "1", "--sndbuf", "0")
     options = StackOptions(relays=(), upstream_argv=upstream_argv + ("--write-high-water", "0"), ready_timeout_s=20)

@@ -15,12 +15,18 @@ from pathlib import Path
 from types import FrameType
 
 from harness import __version__
-from harness.agent import add_agent_arguments, run_agent
+from harness.capture.agent import add_agent_arguments, run_agent
+from harness.capture.probe import add_probe_arguments, run_probe
 from harness.errors import HarnessError, UsageError
-from harness.gate_config import add_gate_arguments, options_from_args
-from harness.launch import ChildProcess, stop_all, write_servers_json
-from harness.probe import add_probe_arguments, run_probe
-from harness.stack import BUNDLED_RELAYS, StackOptions, add_stack_arguments, parse_target_names, start_bundled_stack
+from harness.gate.config import add_gate_arguments, options_from_args
+from harness.launch.process import ChildProcess, stop_all, write_servers_json
+from harness.launch.stack import (
+    BUNDLED_RELAYS,
+    StackOptions,
+    add_stack_arguments,
+    parse_target_names,
+    start_bundled_stack,
+)
 from harness.units import argparse_type
 
 __all__ = ["main"]
@@ -60,14 +66,14 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from harness.report import write_report  # pandas and plotly load only for the commands that need them
+    from harness.report.html import write_report  # pandas and plotly load only for the commands that need them
 
     print(write_report(Path(args.run_dir)))
     return 0
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from harness.report import write_comparison
+    from harness.report.html import write_comparison
 
     if len(args.run_dirs) < 2:
         raise UsageError(f"compare needs at least two run folders, but got {len(args.run_dirs)}: {args.run_dirs[0]!r}")
@@ -76,7 +82,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _gate(args: argparse.Namespace) -> int:
-    from harness.gate import run_gate  # pandas loads only for the commands that need it
+    from harness.gate.checks import run_gate  # pandas loads only for the commands that need it
 
     return run_gate(Path(args.run_dir), options_from_args(args))
 

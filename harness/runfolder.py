@@ -73,10 +73,10 @@ TABLES = {
     "events": EVENT_COLUMNS,
     "clients": CLIENT_COLUMNS,
     "upstream_streams": UPSTREAM_STREAM_COLUMNS,
-    # One row per sampled target per tick (harness/process_sampler.py), summed over its process tree;
+    # One row per sampled target per tick (harness/capture/process_sampler.py), summed over its process tree;
     # uss_bytes only on the rows taken at phase boundaries, cpu_percent blank on a target's first tick.
     # traced_bytes/traced_peak_bytes: tracemalloc's current and peak traced memory, read from the target's probe
-    # (harness/sampling.py); blank when the target runs without the probe or the probe did not answer in the tick.
+    # (harness/capture/sampling.py); blank when the target runs without the probe or the probe did not answer in the tick.
     "samples": (
         "t",
         "target",
@@ -91,7 +91,7 @@ TABLES = {
         "traced_bytes",
         "traced_peak_bytes",
     ),
-    # One row per counted target per tick (harness/connections.py): its TCP connections to its upstream's
+    # One row per counted target per tick (harness/capture/connections.py): its TCP connections to its upstream's
     # port by state; counts blank (not 0) when they could not be read.
     "connections": (
         "t",
@@ -108,7 +108,7 @@ TABLES = {
         "closing",
         "total",
     ),
-    # One row per polled target per tick (harness/stats_poller.py): its /__harness/stats; ok=0 rows are gaps.
+    # One row per polled target per tick (harness/capture/stats_poller.py): its /__harness/stats; ok=0 rows are gaps.
     "stats": (
         "t",
         "target",

@@ -7,9 +7,7 @@ does not keeps producing tokens for nobody. About 50 s; ``--scenario-scale 0.2``
 
 from locust import constant
 
-from harness import locust_plugin  # noqa: F401  (registers the harness's flags and lifecycle)
-from harness.phases import Phase, PhasedShape
-from harness.streaming_user import Behaviour, StreamingUser
+from harness import Behaviour, Phase, PhasedShape, StreamingUser  # also registers the Locust plugin
 
 
 class WholeStreamReader(StreamingUser):

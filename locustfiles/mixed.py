@@ -6,9 +6,7 @@ About 55 s; ``--scenario-scale 0.2`` shortens it.
 
 from locust import between
 
-from harness import locust_plugin  # noqa: F401  (registers the harness's flags and lifecycle)
-from harness.phases import Phase, PhasedShape
-from harness.streaming_user import Behaviour, StreamingUser
+from harness import Behaviour, Phase, PhasedShape, StreamingUser  # also registers the Locust plugin
 
 SLOW_STREAM = (("tokens", "2000"), ("token_bytes", "1024"), ("rate", "100"))
 """Per-request upstream settings of the slow and stalled readers: 100 KiB/s per stream for 20 s."""

@@ -10,9 +10,7 @@ the pace of the byte-paced readers (default 1KiB/s), ``--scenario-scale 0.2`` sh
 
 from locust import constant
 
-from harness import locust_plugin  # noqa: F401  (registers the harness's flags and lifecycle)
-from harness.phases import Phase, PhasedShape
-from harness.streaming_user import Behaviour, StreamingUser
+from harness import Behaviour, Phase, PhasedShape, StreamingUser  # also registers the Locust plugin
 
 LONG_STREAM = (("tokens", "20000"), ("token_bytes", "1024"), ("rate", "100"))
 """Per-request upstream settings of the slow readers: 100 KiB/s per stream for up to 200 s."""

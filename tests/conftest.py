@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from harness.launch import ChildProcess, LaunchSpec, stop_all
-from harness.stack import StackOptions, start_bundled_stack
+from harness.launch.process import ChildProcess, LaunchSpec, stop_all
+from harness.launch.stack import StackOptions, start_bundled_stack
 
 
 class Stack:
@@ -52,7 +52,7 @@ def start_stack(tmp_path: Path, *upstream_argv: str, relay_argv: tuple[str, ...]
 def _default_args() -> Any:
     import argparse
 
-    from harness.stack import add_stack_arguments
+    from harness.launch.stack import add_stack_arguments
 
     parser = argparse.ArgumentParser()
     add_stack_arguments(parser)

@@ -1,0 +1,260 @@
+"""The bundled stack: the fake upstream and the chosen relays, launched as child processes on loopback.
+
+Owns the stack's flags (shared by ``harness serve`` and the Locust plugin, so both speak one vocabulary) and
+their translation into the targets' own command lines. Flags are validated here, before anything is launched.
+With profiling on (``--profile-nframe N``), each relay runs under the tracemalloc probe (``harness.capture.probe``);
+``ProbeClient.for_child(child)`` finds it. The upstream, the instrument, never does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.capture.probe_client import ProbeLaunch
+from harness.errors import UsageError
+from harness.launch.process import ChildProcess, LaunchSpec, stop_all
+from harness.units import argparse_type, parse_duration, parse_size
+
+__all__ = ["BUNDLED_RELAYS", "StackOptions", "add_stack_arguments", "parse_target_names", "start_bundled_stack"]
+
+BUNDLED_RELAYS = ("eager", "lazy", "bounded")  # keep in step with targets.BUNDLED_RELAYS (not imported: aiohttp)
+
+
+def parse_target_names(text: str, *, what: str = "--targets") -> tuple[str, ...]:
+    """``"eager,lazy"`` -> ("eager", "lazy"); unknown or repeated names are rejected."""
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in BUNDLED_RELAYS]
+    if unknown or not names:
+        raise UsageError(
+            f"{what} takes bundled target names from {', '.join(BUNDLED_RELAYS)} separated by commas, but got {text!r}"
+        )
+    if len(set(names)) != len(names):
+        raise UsageError(f"{what} names a target twice: {text!r}")
+    return names
+
+
+def _count(text: str, *, what: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise UsageError(f"{what} must be a whole number >= 0, but got {text!r}")
+    return value
+
+
+def _rate(text: str, *, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise UsageError(f"{what} must be a number of tokens per second >= 0 (0 = unpaced), but got {text!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class _Flag:
+    flag: str
+    dest: str
+    parse: Any
+    default: Any
+    help: str
+    child_flag: str
+    """The flag of the target's own command line that receives the value."""
+    to: str
+    """'upstream', 'relay' or 'all'."""
+
+
+# (the target flag each maps to, and why its default, are documented in the README)
+_FLAGS = (
+    _Flag("--upstream-tokens", "upstream_tokens", _count, 200, "tokens per stream", "--tokens", "upstream"),
+    _Flag(
+        "--upstream-token-bytes", "upstream_token_bytes", parse_size, 64, "bytes per token", "--token-bytes", "upstream"
+    ),
+    _Flag(
+        "--upstream-rate",
+        "upstream_rate",
+        _rate,
+        50.0,
+        "tokens per second per stream (0 = as fast as read)",
+        "--rate",
+        "upstream",
+    ),
+    _Flag(
+        "--upstream-header-delay",
+        "upstream_header_delay",
+        parse_duration,
+        0.0,
+        "upstream delay before response headers",
+        "--header-delay",
+        "upstream",
+    ),
+    _Flag(
+        "--upstream-first-token-delay",
+        "upstream_first_token_delay",
+        parse_duration,
+        0.0,
+        "upstream delay between headers and first token",
+        "--first-token-delay",
+        "upstream",
+    ),
+    _Flag(
+        "--server-sndbuf",
+        "server_sndbuf",
+        parse_size,
+        4096,
+        "SO_SNDBUF of the bundled servers' accepted sockets (0 = kernel autotuning)",
+        "--sndbuf",
+        "all",
+    ),
+    _Flag(
+        "--server-write-high-water",
+        "server_write_high_water",
+        parse_size,
+        4096,
+        "write buffer high-water mark of the bundled servers (0 = asyncio's 64 KiB)",
+        "--write-high-water",
+        "all",
+    ),
+    _Flag(
+        "--relay-read-bufsize",
+        "relay_read_bufsize",
+        parse_size,
+        4096,
+        "relays' aiohttp client read buffer toward the upstream",
+        "--read-bufsize",
+        "relay",
+    ),
+    _Flag(
+        "--relay-upstream-rcvbuf",
+        "relay_upstream_rcvbuf",
+        parse_size,
+        4096,
+        "SO_RCVBUF of the relays' upstream sockets (0 = kernel autotuning)",
+        "--upstream-rcvbuf",
+        "relay",
+    ),
+    _Flag(
+        "--relay-upstream-mss",
+        "relay_upstream_mss",
+        parse_size,
+        1448,
+        "TCP_MAXSEG of the relays' upstream sockets (0 = loopback's own, about 64 KiB)",
+        "--upstream-mss",
+        "relay",
+    ),
+    _Flag(
+        "--relay-high-water",
+        "relay_high_water",
+        parse_size,
+        65536,
+        "high-water mark of the bounded relay's buffer",
+        "--high-water",
+        "relay",
+    ),
+)
+
+
+def add_stack_arguments(parser: Any, *, web_ui: bool = False) -> None:
+    """Add the stack's flags to an argparse (or Locust's configargparse) parser or group."""
+    extra: dict[str, Any] = {"include_in_web_ui": True} if web_ui else {}
+    for flag in _FLAGS:
+        parser.add_argument(
+            flag.flag,
+            dest=flag.dest,
+            type=argparse_type(flag.parse, flag.flag),
+            default=flag.default,
+            help=f"{flag.help} (default: {flag.default})",
+            **extra,
+        )
+    parser.add_argument(
+        "--profile-nframe",
+        dest="profile_nframe",
+        type=argparse_type(lambda text, what: _count(text, what=what), "--profile-nframe"),
+        default=0,
+        metavar="N",
+        help="run the bundled relays under the tracemalloc probe keeping N frames per allocation "
+        "(0 = off; at 1 the relays run 2.5-4x slower) (default: 0)",
+        **extra,
+    )
+    parser.add_argument(
+        "--ready-timeout",
+        dest="ready_timeout",
+        type=argparse_type(parse_duration, "--ready-timeout"),
+        default=15.0,
+        help="seconds to wait for each launched target to answer (default: 15)",
+        **extra,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StackOptions:
+    """What to launch, and with which target flags."""
+
+    relays: tuple[str, ...] = BUNDLED_RELAYS
+    upstream_argv: tuple[str, ...] = ()
+    relay_argv: tuple[str, ...] = ()
+    host: str = "127.0.0.1"
+    ready_timeout_s: float = 15.0
+    profile_nframe: int = 0
+    """Frames per allocation traceback of the relays' tracemalloc probe; 0 = the relays run without it."""
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, relays: Sequence[str]) -> StackOptions:
+        """Options from the flags ``add_stack_arguments`` added."""
+        upstream: list[str] = []
+        relay: list[str] = []
+        for flag in _FLAGS:
+            value = str(getattr(args, flag.dest, flag.default))
+            if flag.to in ("upstream", "all"):
+                upstream += [flag.child_flag, value]
+            if flag.to in ("relay", "all"):
+                relay += [flag.child_flag, value]
+        if getattr(args, "relay_read_bufsize", 1) < 1:
+            raise UsageError(f"--relay-read-bufsize must be at least 1 byte, but got {args.relay_read_bufsize}")
+        return cls(
+            relays=tuple(relays),
+            upstream_argv=tuple(upstream),
+            relay_argv=tuple(relay),
+            ready_timeout_s=getattr(args, "ready_timeout", 15.0),
+            profile_nframe=getattr(args, "profile_nframe", 0),
+        )
+
+
+def _target_argv(module: str, host: str, *flags: str) -> list[str]:
+    return [sys.executable, "-m", f"targets.{module}", "--host", host, "--port", "0", *flags]
+
+
+def start_bundled_stack(options: StackOptions, log_dir: Path) -> list[ChildProcess]:
+    """Launch the upstream, then each relay pointed at it; return them once all answer (upstream first).
+
+    On any failure every process already started is stopped before the error propagates.
+    """
+    children: list[ChildProcess] = []
+    try:
+        upstream = ChildProcess(
+            LaunchSpec("upstream", _target_argv("upstream", options.host, *options.upstream_argv)),
+            log_dir / "upstream.log",
+        )
+        children.append(upstream)
+        upstream_url = upstream.wait_ready(options.ready_timeout_s)
+        for name in options.relays:
+            argv = _target_argv(name, options.host, "--upstream", upstream_url, *options.relay_argv)
+            spec = LaunchSpec(name, argv)
+            if options.profile_nframe:
+                # The relay still prints its own "listening on" line, so readiness works as without the probe.
+                probe = ProbeLaunch.new(log_dir / f"{name}.probe-port", options.profile_nframe)
+                spec = LaunchSpec(name, probe.argv(argv[1:]), env=probe.env())
+            children.append(ChildProcess(spec, log_dir / f"{name}.log"))
+        for child in children[1:]:
+            child.wait_ready(options.ready_timeout_s)
+    except BaseException:
+        stop_all(children)
+        raise
+    return children

@@ -1,0 +1,87 @@
+"""The project's own CI gate: a short real headless run of the bundled stack, judged at its end.
+
+The eager relay is the positive control: it buffers for stalled readers and keeps producing for clients that left,
+so it must fail; lazy and bounded must pass. One Locust run (about 25 s of load) is judged twice: in the Locust
+process at ``quitting`` with ``--gate`` (the plugin's one-command CI step), and again by ``harness gate`` on the
+run folder it left (the two-step CI step).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from tests.plugin.test_hooks import REPO, assert_all_gone, locust
+
+GATE_SCALE = "0.4"
+"""The mixed scenario's 58 s times this: about 23 s of load, then a short drain."""
+GATE_STACK_FLAGS = (
+    "--upstream-token-bytes",
+    "512",
+    "--upstream-rate",
+    "100",
+    "--upstream-tokens",
+    "3000",
+    "--profile-nframe",
+    "0",
+)
+"""Streams long enough (30 s) to outlive the drain; relays without the tracemalloc probe (RSS is then the
+measure, and the relays run at full speed)."""
+
+
+@pytest.mark.slow
+def test_short_gated_run_fails_eager_and_passes_lazy_and_bounded(tmp_path: Path) -> None:
+    junit = tmp_path / "gate.xml"
+    argv = [
+        "-f",
+        str(REPO / "locustfiles" / "mixed.py"),
+        "--headless",
+        "--scenario-scale",
+        GATE_SCALE,
+        *GATE_STACK_FLAGS,
+    ]
+    argv += [
+        "--gate",
+        "--gate-expect-fail",
+        "eager",
+        "--gate-junit",
+        str(junit),
+        "--gate-config",
+        str(tmp_path / "none"),
+    ]
+    (tmp_path / "none").write_text("")  # an empty config: the documented defaults
+    with locust(tmp_path, *argv) as run:
+        code = run.wait(90)
+        output = run.output()
+        assert_all_gone(run.tag)
+        folder = run.folder()
+    assert code == 0, output[-4000:]
+    assert "PASS  eager: expected to fail (positive control) and failed " in output
+    assert "gate: PASS (all targets ok;" in output
+    cases = ET.parse(junit).getroot().findall("./testsuite/testcase")
+    assert {case.get("classname") for case in cases} == {"gate.eager", "gate.lazy", "gate.bounded"}
+    assert not [case for case in cases if case.find("failure") is not None]
+
+    # the same folder, judged again by the command, without declaring the control: eager alone fails
+    judged = subprocess.run(
+        [sys.executable, "-m", "harness", "gate", str(folder), "--config", str(tmp_path / "none")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert judged.returncode == 1, judged.stdout + judged.stderr
+    lines = judged.stdout.splitlines()
+    for name in ("lazy", "bounded"):
+        mine = [line for line in lines if line.split(" ", 2)[-1].startswith(f"{name}: ")]
+        assert len(mine) == 4, judged.stdout  # memory, leaked_streams, cancel_latency, tokens_after_leave
+        assert all(line.startswith("PASS ") for line in mine), judged.stdout
+    eager = [line for line in lines if line.split(" ", 2)[-1].startswith("eager: ")]
+    assert any(line.startswith("FAIL  eager: RSS grew") for line in eager), judged.stdout
+    assert any(line.startswith("FAIL ") and "upstream streams still open" in line for line in eager), judged.stdout
+    assert lines[-1].startswith("gate: FAIL (1 of 3 targets failed: eager;")

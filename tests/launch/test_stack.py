@@ -1,0 +1,68 @@
+"""The bundled stack: flags validated before launch, children stopped on any failure."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import psutil
+import pytest
+
+from harness.errors import TargetStartError, UsageError
+from harness.launch.stack import StackOptions, add_stack_arguments, parse_target_names, start_bundled_stack
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_stack_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_target_names() -> None:
+    assert parse_target_names("lazy, eager") == ("lazy", "eager")
+    with pytest.raises(UsageError, match=r"--targets takes bundled target names .* but got 'lazy,slow'"):
+        parse_target_names("lazy,slow")
+    with pytest.raises(UsageError, match="names a target twice"):
+        parse_target_names("lazy,lazy")
+    with pytest.raises(UsageError):
+        parse_target_names(" , ")
+
+
+def test_flags_become_the_targets_command_lines() -> None:
+    options = StackOptions.from_args(parse("--upstream-rate", "200", "--upstream-token-bytes", "1KiB"), ["lazy"])
+    upstream = dict(zip(options.upstream_argv[::2], options.upstream_argv[1::2], strict=True))
+    relay = dict(zip(options.relay_argv[::2], options.relay_argv[1::2], strict=True))
+    assert upstream["--rate"] == "200.0"
+    assert upstream["--token-bytes"] == "1024"
+    assert upstream["--sndbuf"] == relay["--sndbuf"] == "4096"
+    assert relay["--high-water"] == "65536"
+    assert "--rate" not in relay
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--upstream-rate", "fast"),
+        ("--upstream-tokens", "-1"),
+        ("--relay-high-water", "lots"),
+        ("--ready-timeout", "x"),
+    ],
+)
+def test_bad_flag_values_are_rejected_by_argparse(flag: str, value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        parse(flag, value)
+    assert caught.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert flag in last
+    assert repr(value) in last
+
+
+def test_a_relay_that_cannot_start_stops_the_rest(tmp_path: Path) -> None:
+    # The relays reject --read-bufsize 0; the upstream was already running and must be stopped.
+    options = StackOptions(relays=("lazy",), relay_argv=("--read-bufsize", "0"), ready_timeout_s=15)
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    with pytest.raises(TargetStartError, match=r"'lazy' exited with code 2 .*--read-bufsize"):
+        start_bundled_stack(options, tmp_path)
+    after = {p.pid for p in psutil.Process().children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE}
+    assert after <= before
+    assert (tmp_path / "upstream.log").exists()

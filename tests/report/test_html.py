@@ -1,0 +1,193 @@
+"""report.html and the comparison page: self-contained, every chart or the sentence why not, verdicts, CLI.
+
+The browser test opens the report of a real short Locust run of the bundled stack in Debian's headless Chromium.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.report.html import REPORT, write_comparison, write_report
+from tests.browser import launch, needs_chromium, watch_errors
+from tests.runfolders import MIB, CraftedRun, flat, leak, leaving_streams, slow_readers
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class _Page(HTMLParser):
+    """Collects what the tests look at: element ids, chart divs, external references, verdict cells."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: set[str] = set()
+        self.charts: list[str] = []
+        self.missing: list[str] = []
+        self.external: list[str] = []
+        self.verdicts: dict[tuple[str, str], str] = {}
+        self.stack: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = {key: value or "" for key, value in attrs}
+        if "id" in found:
+            self.ids.add(found["id"])
+        if "data-chart" in found:
+            self.charts.append(found["data-chart"])
+        if "data-missing-chart" in found:
+            self.missing.append(found["data-missing-chart"])
+        for key in ("src", "href"):
+            if "://" in found.get(key, "") or found.get(key, "").startswith("//"):
+                self.external.append(found[key])
+        if "data-state" in found and "data-target" in found:
+            self.verdicts[(found["data-target"], found["data-check"])] = found["data-state"]
+
+
+def _parse(path: Path) -> _Page:
+    page = _Page()
+    page.feed(path.read_text(encoding="utf-8"))
+    page.close()
+    return page
+
+
+def _two_relays(tmp_path: Path) -> Path:
+    streams = leaving_streams("eager", [2.0, 2.0, None]) + leaving_streams("lazy", [0.01, 0.02, 0.03], read_s=1.0)
+    streams += [*slow_readers("eager", 4), *slow_readers("lazy", 4)]
+    run = CraftedRun(
+        rss={"upstream": flat(), "eager": leak(1 * MIB, start_s=10.0), "lazy": flat()},
+        roles={"upstream": "upstream", "eager": "relay", "lazy": "relay"},
+        streams=streams,
+    )
+    return run.write(tmp_path)
+
+
+def test_report_is_self_contained_with_every_chart_and_the_verdicts(tmp_path: Path) -> None:
+    path = write_report(_two_relays(tmp_path))
+    assert path == path.parent / REPORT
+    page = _parse(path)
+    assert page.external == []
+    assert sorted(page.charts) == sorted(["memory", "streams-eager", "streams-lazy", "tokens", "latency", "timings"])
+    assert page.missing == []
+    assert page.verdicts[("eager", "back_pressure")] == "fail"
+    assert page.verdicts[("eager", "cancellation")] == "fail"
+    assert page.verdicts[("lazy", "back_pressure")] == "pass"
+    assert page.verdicts[("lazy", "cancellation")] == "pass"
+    text = path.read_text(encoding="utf-8")
+    assert text.count("Plotly.newPlot") == 1  # plotly.js embedded once, one loop draws every figure
+    assert 'href="samples.csv"' in text
+    assert 'href="summary.json"' in text
+    assert (path.parent / "summary.json").is_file()
+
+
+def test_missing_data_leaves_out_charts_with_a_sentence(tmp_path: Path) -> None:
+    folder = CraftedRun(rss={"lazy": flat()}).write(tmp_path)  # no clients, no upstream records
+    page = _parse(write_report(folder))
+    assert page.charts == ["memory"]
+    assert {"tokens", "latency", "timings"} <= set(page.missing)
+    text = (folder / REPORT).read_text(encoding="utf-8")
+    assert "profiling was off for lazy" in text
+
+
+def test_interrupted_run_report_is_marked_incomplete(tmp_path: Path) -> None:
+    folder = CraftedRun(rss={"lazy": flat()}, status="interrupted").write(tmp_path)
+    page = _parse(write_report(folder))
+    assert "incomplete" in page.ids
+
+
+def test_comparison_highlights_what_changed(tmp_path: Path) -> None:
+    before = CraftedRun(rss={"lazy": flat()}, streams=[*slow_readers("lazy", 4)]).write(tmp_path / "a")
+    after = CraftedRun(rss={"lazy": leak(1 * MIB, start_s=10.0)}, streams=[*slow_readers("lazy", 4)]).write(
+        tmp_path / "b"
+    )
+    out = write_comparison([before, after], tmp_path / "out" / "compare.html")
+    page = _parse(out)
+    assert page.external == []
+    assert page.charts == ["memory"]
+    text = out.read_text(encoding="utf-8")
+    assert 'class="changed" data-run="1" data-target="lazy" data-check="back_pressure" data-state="fail"' in text
+    assert 'class="num worse"' in text
+
+
+def test_cli_report_prints_the_path_and_refuses_bad_folders(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = CraftedRun(rss={"lazy": flat()}).write(tmp_path)
+    assert main(["report", str(folder)]) == 0
+    assert capsys.readouterr().out.strip() == str(folder / REPORT)
+    assert main(["report", str(tmp_path / "nowhere")]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1
+    assert "does not exist" in error
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compare", str(folder)])
+    assert exit_info.value.code == 2
+    out = tmp_path / "c.html"
+    assert main(["compare", str(folder), str(folder), "--out", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+
+
+# -- the browser test -----------------------------------------------------------------------------------------------
+def _real_short_run(tmp_path: Path) -> Path:
+    """A real headless Locust run of the disconnects scenario against the bundled stack, about 12 s."""
+    command = [
+        str(Path(sys.executable).with_name("locust")),
+        "-f",
+        str(REPO / "locustfiles" / "disconnects.py"),
+        "--headless",
+        "--scenario-scale",
+        "0.25",
+        "--run-dir",
+        str(tmp_path),
+        "--only-summary",
+    ]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=100, check=False)
+    folders = [path for path in tmp_path.iterdir() if path.is_dir()]
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"report: {folders[0] / REPORT}" in result.stderr
+    assert len(folders) == 1, folders
+    return folders[0]
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_report_of_a_real_run_draws_in_headless_chromium(tmp_path: Path) -> None:
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="needs the playwright package (pip install playwright)"
+    )
+    folder = _real_short_run(tmp_path)
+    report = folder / REPORT  # written by the Locust plugin at the end of the run
+    assert report.is_file()
+    summary = json.loads((folder / "summary.json").read_text())
+    expected = {"memory", "tokens", "latency", "timings"} | {
+        f"streams-{name}" for name, target in summary["targets"].items() if target["role"] == "relay"
+    }
+    with sync_api.sync_playwright() as playwright:
+        browser = launch(playwright)
+        try:
+            page = browser.new_page()
+            errors = watch_errors(page)
+            requests: list[str] = []
+            page.on("request", lambda request: requests.append(request.url))
+            page.goto(report.as_uri())
+            page.wait_for_function(
+                "n => document.querySelectorAll('.chart[data-drawn=\"1\"]').length >= n",
+                arg=len(expected),
+                timeout=30_000,
+            )
+            drawn = page.eval_on_selector_all(
+                ".chart", "nodes => nodes.filter(n => n.querySelector('svg.main-svg')).map(n => n.dataset.chart)"
+            )
+            states = page.eval_on_selector_all(
+                "#verdict-table td[data-check='cancellation']",
+                "cells => Object.fromEntries(cells.map(c => [c.dataset.target, c.dataset.state]))",
+            )
+        finally:
+            browser.close()
+    assert errors == []
+    assert [url for url in requests if not url.startswith("file:")] == []
+    assert set(drawn) == expected
+    assert states["eager"] == "fail"
+    assert states["lazy"] == "pass"

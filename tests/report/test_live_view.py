@@ -1,0 +1,124 @@
+"""The live view: rows read as the sampler appends them, and a real web-UI run watched in headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.report.live_view import LIVE_PATH, CsvTail, LiveData
+from harness.runfolder import TABLES, RunFolder
+from tests.browser import launch, needs_chromium, watch_errors
+from tests.conftest import wait_until
+from tests.plugin.test_hooks import DISCONNECTS, free_port, locust
+
+
+def test_csv_tail_reads_only_new_complete_lines(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("t,value\n1,a\n2,b")  # the last line is still being written
+    tail = CsvTail(path)
+    assert tail.new_rows() == [{"t": "1", "value": "a"}]
+    assert tail.new_rows() == []
+    with path.open("a") as file:
+        file.write("bb\n3,c\n")
+    assert tail.new_rows() == [{"t": "2", "value": "bbb"}, {"t": "3", "value": "c"}]
+    assert CsvTail(tmp_path / "missing.csv").new_rows() == []
+
+
+def test_live_data_follows_the_run_folder(tmp_path: Path) -> None:
+    folder = RunFolder.create(tmp_path, "live")
+    samples, stats = folder.table("samples"), folder.table("stats")
+    live = LiveData(folder)
+    for second in range(3):
+        t = 1000.0 + second
+        samples.append({"t": t, "target": "eager", "rss_bytes": (40 + 10 * second) * 2**20})
+        stats.append(
+            {
+                "t": t,
+                "target": "eager",
+                "ok": 1,
+                "open_upstream_streams": 5,
+                "active_client_streams": 5 - 2 * second,
+                "buffered_bytes": second * 2**20,
+            }
+        )
+        stats.append({"t": t, "target": "upstream", "ok": 0, "error": "timed out"})  # a gap is skipped
+    live.refresh()
+    rows = {row["target"]: row for row in live.table_rows(None)}
+    assert rows["charts"]["rss"] == f"open {LIVE_PATH}"
+    assert rows["charts"]["orphans"] == "report: when the test stops"
+    assert rows["eager"]["rss"] == "60.0 MiB"
+    assert rows["eager"]["growth"] == "+20.0 MiB"
+    assert rows["eager"]["buffered"] == "2.00 MiB"
+    assert (rows["eager"]["upstream"], rows["eager"]["clients"], rows["eager"]["orphans"]) == ("5", "1", "4")
+    assert "upstream" not in rows
+    payload = live.as_json(since=1000.5)
+    assert payload["start"] == 1000.0
+    assert payload["series"]["eager"]["rss_bytes"] == [[1.0, 50 * 2**20], [2.0, 60 * 2**20]]
+    assert set(TABLES["samples"]) >= {"t", "target", "rss_bytes"}
+    assert live.table_rows("/stream-harness/report")[0]["orphans"] == "report: /stream-harness/report"
+    folder.finish()
+
+
+def _get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.load(response)
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_live_view_during_a_web_ui_run(tmp_path: Path) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright package")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    args = (
+        "-f",
+        DISCONNECTS,
+        "--web-host",
+        "127.0.0.1",
+        "--web-port",
+        str(port),
+        "--autostart",
+        "--autoquit",
+        "20",
+        "--scenario-scale",
+        "0.3",
+    )
+    with locust(tmp_path, *args) as run:
+
+        def server_side_rows() -> list[dict[str, str]]:
+            try:
+                answer = _get(f"{base}/stats/requests")
+            except OSError:
+                return []
+            tables = {table["key"]: table["data"] for table in answer.get("extended_stats", [])}
+            return list(tables.get("stream-harness", []))
+
+        assert wait_until(lambda: any(row["target"] == "eager" and row["rss"] for row in server_side_rows()), 60)
+        with sync_api.sync_playwright() as playwright:
+            browser = launch(playwright)
+            try:
+                page = browser.new_page()
+                errors = watch_errors(page)
+                outside: list[str] = []
+                page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(base) else None)
+                page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+                # Locust's own UI has the tab, filled from the same rows
+                page.goto(f"{base}/?tab=stream-harness")
+                page.get_by_text(f"open {LIVE_PATH}").wait_for(timeout=20_000)
+                page.goto(base + LIVE_PATH)
+                for chart in ("memory", "streams"):
+                    page.wait_for_selector(f'#{chart}[data-drawn="1"] svg.main-svg', timeout=20_000)
+                traces = page.evaluate("document.getElementById('memory').data.map(t => t.name)")
+                assert {"upstream", "eager", "lazy", "bounded"} <= set(traces)
+                page.wait_for_selector("#report-link", timeout=60_000)  # the test stopped
+                page.click("#report-link")
+                page.wait_for_selector("#verdict-table", timeout=20_000)
+            finally:
+                browser.close()
+        assert errors == []
+        assert outside == []
+        assert run.proc.wait(timeout=60) == 0
