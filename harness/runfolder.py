@@ -76,7 +76,7 @@ TABLES = {
     # One row per sampled target per tick (harness/capture/process_sampler.py), summed over its process tree;
     # uss_bytes only on the rows taken at phase boundaries, cpu_percent blank on a target's first tick.
     # traced_bytes/traced_peak_bytes: tracemalloc's current and peak traced memory, read from the target's probe
-    # (harness/capture/sampling.py); blank when the target runs without the probe or the probe did not answer in the tick.
+    # (capture/sampling.py); blank when the target runs without the probe or the probe did not answer in the tick.
     "samples": (
         "t",
         "target",

@@ -7,7 +7,7 @@ host (so nothing is lost if the master never asks), and keeps the recent rows in
                             "tables": {"samples": [...], "connections": [...], "stats": [...], "events": [...]}}:
                             the rows with t > T (all kept rows without ``since``)
     GET /samples?cursor=N  the rows kept after the answer that returned ``cursor`` N: exact, for a poller
-                            (harness/capture/agent_client.py). A tick's rows reach the tables a few ms apart, so ``since``
+                            (capture/agent_client.py). A tick's rows reach the tables a few ms apart, so ``since``
                             can miss rows whose ``t`` is older than the newest row seen; the cursor cannot.
                             A different ``run`` means the agent restarted: its cursor began again at 0.
     GET /meta              the agent's meta.json (sampler config, connection counting method, host)

@@ -28,7 +28,7 @@ go on meanwhile, leaving that target's traced columns blank). When to call it, f
 
 Targets on another host (``SampledTarget.agent_url``): a ``harness agent`` samples them there; a poller thread
 (not the ticks: an agent far away must not hold them) fetches its new rows every ``agent_poll_s`` and appends
-them under the master's name for the target (harness/capture/agent_client.py). The rows keep the agent's clock; meta.json
+them under the master's name for the target (capture/agent_client.py). The rows keep the agent's clock; meta.json
 ``agents.<target>`` records the measured offset between the clocks, the outages, and whether that target's server
 figures are ``complete``, ``partial`` or ``missing``.
 
