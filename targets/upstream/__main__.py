@@ -1,0 +1,3 @@
+from targets.upstream.app import main
+
+raise SystemExit(main())
