@@ -1,0 +1,187 @@
+"""The plugin's flags on Locust's parser: their checks, their names, and the stack flags sent per request.
+
+Each check raises :class:`~harness.errors.UsageError` with one line naming the flag, the value and what was
+expected; Locust's parser turns that into ``locust: error: ...`` and exit 2 before anything is launched.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from harness.errors import UsageError
+from harness.gate.config import add_locust_gate_arguments
+from harness.launch.stack import BUNDLED_RELAYS, add_stack_arguments, parse_target_names
+from harness.launch.targets_spec import add_target_arguments
+from harness.load.pacing import Pace
+from harness.load.streaming_user import MIN_RCVBUF_BYTES, format_targets, parse_targets
+from harness.units import argparse_type, parse_duration, parse_size, positive_float
+
+__all__ = ["PLUGIN_FLAGS", "add_arguments", "bundled_relays", "recorded_flags", "upstream_query"]
+
+PLUGIN_FLAGS = (
+    "targets",
+    "target_url",
+    "read_pace",
+    "client_rcvbuf",
+    "stream_api",
+    "run_dir",
+    "scenario_scale",
+    "sample_interval",
+    "agent",
+    "launch",
+    "launch_ready",
+    "launch_timeout",
+    "profile_launched",
+    "attach",
+    "request",
+    "request_body",
+    "request_api",
+)
+"""The plugin's own flags (their values are recorded in meta.json)."""
+
+_UPSTREAM_QUERY = (
+    ("upstream_tokens", "tokens"),
+    ("upstream_token_bytes", "token_bytes"),
+    ("upstream_rate", "rate"),
+    ("upstream_header_delay", "header_delay"),
+    ("upstream_first_token_delay", "first_token_delay"),
+)
+"""Stack flags also sent per request, so values changed in the web UI apply to the next test run."""
+
+
+def _targets_text(text: str, *, what: str) -> str:
+    return ",".join(parse_target_names(text, what=what))
+
+
+def _target_urls_text(text: str, *, what: str) -> str:
+    return format_targets(parse_targets(text, what=what)) if text.strip() else ""
+
+
+def _pace_text(text: str, *, what: str) -> str:
+    return str(Pace.parse(text, what=what))
+
+
+def _rcvbuf(text: str, *, what: str) -> int:
+    value = parse_size(text, what=what)
+    if 0 < value < MIN_RCVBUF_BYTES:
+        raise UsageError(
+            f"{what} must be 0 (kernel autotuning) or at least {MIN_RCVBUF_BYTES} bytes "
+            f"(Linux raises anything smaller), but got {text!r}"
+        )
+    return value
+
+
+def _agent_text(text: str, *, what: str) -> str:
+    name, sep, url = text.partition("=")
+    parts = urlsplit(url)
+    if not sep or not name.strip() or parts.scheme != "http" or not parts.hostname:
+        raise UsageError(f"{what} must be NAME=http://HOST:PORT (a `harness agent`), but got {text!r}")
+    return f"{name.strip()}={url.rstrip('/')}"
+
+
+def _interval(text: str, *, what: str) -> float:
+    value = parse_duration(text, what=what)
+    if not value >= 0.01:
+        raise UsageError(f"{what} must be at least 10ms, but got {text!r}")
+    return value
+
+
+def add_arguments(parser: Any) -> None:
+    """The plugin's flags and the bundled stack's, on Locust's parser (they show in the web UI)."""
+    launch_only = {"include_in_web_ui": False}
+    parser.add_argument(
+        "--targets",
+        type=argparse_type(_targets_text, "--targets"),
+        default=None,
+        help=f"bundled relays to launch and load, comma-separated (default: {','.join(BUNDLED_RELAYS)}, "
+        "unless --launch, --attach or --target-url name targets)",
+        **launch_only,
+    )
+    parser.add_argument(
+        "--target-url",
+        type=argparse_type(_target_urls_text, "--target-url"),
+        default="",
+        metavar="NAME=URL[,NAME=URL...]",
+        help="load these running servers (not sampled); see --attach to sample them",
+        **launch_only,
+    )
+    parser.add_argument(
+        "--read-pace",
+        type=argparse_type(_pace_text, "--read-pace"),
+        default="1KiB/s",
+        help="pace of slow readers whose scenario names none: bytes/s (4KiB/s) or tokens/s (5tok/s) (default: 1KiB/s)",
+    )
+    parser.add_argument(
+        "--client-rcvbuf",
+        type=argparse_type(_rcvbuf, "--client-rcvbuf"),
+        default=4096,
+        help=f"SO_RCVBUF of each client socket, set before connecting; 0 = kernel autotuning, "
+        f"else >= {MIN_RCVBUF_BYTES} (default: 4096)",
+    )
+    parser.add_argument(
+        "--stream-api",
+        choices=("sse", "chunked"),
+        default="sse",
+        help="sse = POST /v1/chat/completions with stream=true; chunked = GET /v1/stream (default: sse)",
+    )
+    parser.add_argument(
+        "--run-dir",
+        default="reports",
+        help="where run folders are created (default: reports)",
+        **launch_only,
+    )
+    parser.add_argument(
+        "--scenario-scale",
+        type=argparse_type(positive_float, "--scenario-scale"),
+        default=1.0,
+        help="multiply every phase duration of the scenario (0.2 = five times shorter) (default: 1)",
+    )
+    parser.add_argument(
+        "--sample-interval",
+        type=argparse_type(_interval, "--sample-interval"),
+        default=0.25,
+        help="seconds between samples of the targets' processes and stats (default: 250ms)",
+        **launch_only,
+    )
+    parser.add_argument(
+        "--agent",
+        type=argparse_type(_agent_text, "--agent"),
+        action="append",
+        default=[],
+        metavar="NAME=URL",
+        help="also read the server figures of target NAME from a `harness agent` at URL (repeatable)",
+        **launch_only,
+    )
+    add_stack_arguments(parser, web_ui=True)
+    add_locust_gate_arguments(parser)
+    add_target_arguments(parser)
+    # The demo profiles its relays (growth sites and holders in the report); a CI gate passes --profile-nframe 0.
+    parser.set_defaults(profile_nframe=1)
+
+
+def bundled_relays(options: Any) -> tuple[str, ...]:
+    """The bundled relays named with --targets (none when it is not given)."""
+    return parse_target_names(options.targets) if options.targets else ()
+
+
+def _stack_dests() -> list[str]:
+    parser = argparse.ArgumentParser(add_help=False)
+    add_stack_arguments(parser)
+    return [action.dest for action in parser._actions]
+
+
+def recorded_flags(options: Any) -> dict[str, Any]:
+    """The plugin's and the stack's flag values, as meta.json records them."""
+    return {name: getattr(options, name, None) for name in (*PLUGIN_FLAGS, *_stack_dests())}
+
+
+def upstream_query(options: Any) -> str:
+    """The stack's upstream flags as query parameters (the relays forward the query string to the upstream)."""
+    return urlencode([(name, _number_text(getattr(options, dest))) for dest, name in _UPSTREAM_QUERY])
+
+
+def _number_text(value: float) -> str:
+    # Not "{:g}": 1000000 tokens would travel as "1e+06", which is no whole number.
+    return str(value) if isinstance(value, int) else repr(float(value))

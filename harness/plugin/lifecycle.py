@@ -1,0 +1,213 @@
+"""One run's lifecycle in one Locust process: the run folder, the targets, the samplers, the stop.
+
+On the master (or the single local process): ``start`` (at Locust's init) checks the flag combination, creates
+the run folder, starts the targets and a watcher; ``on_test_start`` starts the samplers; each phase boundary
+becomes an event (and a sampler mark); ``on_test_stop`` stops the samplers; ``stop`` (at quit, on Ctrl-C and
+SIGTERM, at interpreter exit) stops the stack and finishes the run folder. Workers only forward client records.
+A target that dies ends the test: a failure in Locust's stats, a ``target_died`` event, exit code 1.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import gevent
+from locust.runners import WorkerRunner
+
+from harness.analyse import growth
+from harness.errors import HarnessError, TargetDiedError
+from harness.launch.process import ChildProcess, stop_all
+from harness.launch.stack import BUNDLED_RELAYS
+from harness.launch.targets_spec import UserTargets, format_requests
+from harness.load.streaming_user import format_targets, parse_targets
+from harness.plugin.flags import bundled_relays, recorded_flags, upstream_query
+from harness.plugin.records import RecordQueue
+from harness.plugin.samplers import start_samplers
+from harness.plugin.targets import RunTargets, start_targets
+from harness.report.live_view import install_live_view
+from harness.runfolder import RunFolder
+
+__all__ = ["HarnessPlugin"]
+
+log = logging.getLogger("harness")
+
+WATCH_INTERVAL_S = 0.5
+STOP_GRACE_S = 3.0
+
+
+class HarnessPlugin:
+    """The harness's state in one Locust process (master, local or worker)."""
+
+    def __init__(self, environment: Any, runner: Any, web_ui: Any) -> None:
+        self.environment = environment
+        self.runner = runner
+        self.web_ui = web_ui
+        self.options = environment.parsed_options
+        self.is_worker = isinstance(runner, WorkerRunner)
+        self.folder: RunFolder | None = None
+        self.run_targets = RunTargets()
+        self.sampler: Any = None
+        self.shape_finished = False
+        self.target_died = False
+        self.stopped = False
+        self._finished = False
+        self._test_running = False
+        self._phase: str | None = None
+        self._phases_seen = 0
+        self.report_path: Path | None = None
+        self._greenlets: list[gevent.Greenlet] = []
+        self.records = RecordQueue(runner, is_worker=self.is_worker, folder=self._open_folder)
+
+    def _open_folder(self) -> RunFolder | None:
+        return None if self._finished else self.folder
+
+    # lifecycle -----------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Everything ``init`` does: run folder, stack, watcher (master/local); record forwarding (workers)."""
+        self._greenlets.append(gevent.spawn(self.records.loop))
+        if self.is_worker:
+            return
+        options = self.options
+        scenario = Path(str(options.locustfile or "run").split(",")[0]).stem
+        plain = parse_targets(options.target_url) if options.target_url else ()
+        relays = bundled_relays(options)
+        # Checked before the run folder exists and before anything is launched: a bad combination exits 2.
+        user = UserTargets.from_options(options, [*(t.name for t in plain), *relays])
+        if not relays and not plain and not user.any:
+            relays = BUNDLED_RELAYS  # nothing named: the demo's bundled relays
+        self.run_targets = RunTargets(plain=plain, user=user)
+        self.folder = RunFolder.create(Path(options.run_dir), scenario, {"flags": recorded_flags(options)})
+        atexit.register(self.stop)
+        try:
+            start_targets(self.run_targets, relays, options, self.folder.logs)
+        except BaseException:
+            self.folder.event("start_failed", detail=str(sys.exc_info()[1]))
+            self.stop(status="interrupted")
+            raise
+        for name, warning in self.run_targets.warnings:
+            self.folder.event("attach_warning", name, warning)
+        self.folder.update_meta(targets=self.run_targets.described())
+        options.harness_targets = format_targets(self.run_targets.loaded())
+        options.harness_requests = format_requests(user.requests)
+        options.harness_upstream_query = ""
+        if self.run_targets.launched:
+            self._greenlets.append(gevent.spawn(self._watch))
+        install_live_view(self.environment, lambda: self.folder, lambda: self.report_path)
+
+    def on_test_start(self) -> None:
+        if self.is_worker or self.folder is None:
+            return
+        if self.run_targets.children:  # per-request upstream settings, so the web UI's values apply to this run
+            self.options.harness_upstream_query = upstream_query(self.options)
+        self.folder.event("test_start")
+        self._test_running = True
+        self.sampler = start_samplers(self.folder, self.run_targets, self.options)
+
+    def on_test_stop(self) -> None:
+        self.records.flush()
+        if self.is_worker or self.folder is None or not self._test_running:
+            return
+        self._test_running = False
+        self._end_phase()
+        self._stop_sampler()
+        self.folder.event("test_stop")
+        if self.web_ui is not None:
+            # The stack and the folder stay for the next test; this test's report is written now, and linked
+            # from the live view. Headless runs write theirs once the folder is finished (stop()).
+            self.folder.update_meta(status="complete" if self.shape_finished else "stopped", ended_at=time.time())
+            self._write_report()
+
+    def on_phase(self, name: str, at: float) -> None:
+        if self.folder is None:
+            return
+        self._end_phase(at)
+        self._phase = name
+        self._phases_seen += 1
+        if self.sampler is not None:
+            # tracemalloc snapshots (profiling on): after the warm-up, when the load proper starts, and when the
+            # drain starts (the end of the load, before the servers free what it left in them).
+            label = growth.BEFORE if self._phases_seen == 2 else growth.AFTER if name == "drain" else None
+            self.sampler.phase(name, snapshot_label=label)  # writes the phase_start event and samples targets
+        else:
+            self.folder.event("phase_start", name, t=at)
+
+    def _end_phase(self, at: float | None = None) -> None:
+        if self._phase is not None and self.folder is not None:
+            self.folder.event("phase_end", self._phase, t=at)
+        self._phase = None
+
+    def _stop_sampler(self) -> None:
+        if self.sampler is not None:
+            sampler, self.sampler = self.sampler, None
+            sampler.stop()
+
+    def stop(self, status: str | None = None) -> None:
+        """Flush, stop samplers and the stack, finish the run folder. Safe to call more than once."""
+        if self.stopped:
+            return
+        self.stopped = True
+        for greenlet in self._greenlets:
+            greenlet.kill(block=False)
+        try:
+            self.records.flush()
+            self._stop_sampler()
+        finally:
+            if self.run_targets.launched:
+                log.info("stopping the launched targets")
+                stop_all(self.run_targets.launched, grace_s=STOP_GRACE_S)
+            if self.folder is not None:
+                self._end_phase()
+                if status is None:
+                    status = "complete" if self.shape_finished and not self.target_died else "interrupted"
+                self.folder.finish(status)
+                self._finished = True
+                log.info("run folder: %s", self.folder.path)
+                self._write_report()
+
+    def _write_report(self) -> None:
+        """Analyse the run folder and write summary.json and report.html; print the report's path."""
+        assert self.folder is not None
+        if not self.folder.file("events").exists():
+            return  # nothing was measured (the stack never started)
+        from harness.report.html import write_report  # pandas and plotly load only where reports are written
+
+        try:
+            self.report_path = write_report(self.folder.path)
+        except HarnessError as error:
+            log.error("no report: %s", error)
+            return
+        log.info("report: %s", self.report_path)
+
+    # targets dying -------------------------------------------------------------------------------------------
+    def _watch(self) -> None:
+        while True:
+            gevent.sleep(WATCH_INTERVAL_S)
+            for child in self.run_targets.launched:
+                try:
+                    child.check_alive()
+                except TargetDiedError as error:
+                    self._on_target_died(child, error)
+                    return
+
+    def _on_target_died(self, child: ChildProcess, error: TargetDiedError) -> None:
+        self.target_died = True
+        log.error("%s; ending the test", error)
+        if self.folder is not None:
+            self.folder.event("target_died", child.name, str(error))
+        self.environment.events.request.fire(
+            request_type="TARGET",
+            name=f"{child.name} alive",
+            response_time=0.0,
+            response_length=0,
+            exception=error,
+            context={},
+        )
+        self.environment.process_exit_code = 1
+        self.runner.quit()
+        if self.web_ui is not None:
+            self.web_ui.stop()
