@@ -27,10 +27,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from harness.capture.connections import METHODS, ConnectionCounter
+from harness.capture.connections import ConnectionCounter
 from harness.capture.process_sampler import ProcessSampler
 from harness.capture.sampling import SampledTarget, Sampler
 from harness.capture.stats_poller import StatsPoller, StatsTarget
+from harness.capture.tcp_sockets import METHODS
 from harness.launch.process import stop_all
 from harness.launch.stack import StackOptions, start_bundled_stack
 from harness.load.stream_client import split_url

@@ -29,6 +29,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -37,6 +38,8 @@ from typing import Any, TextIO
 from harness.errors import RunFolderError
 
 __all__ = [
+    "AFTER",
+    "BEFORE",
     "CLIENT_COLUMNS",
     "EVENT_COLUMNS",
     "META",
@@ -44,6 +47,7 @@ __all__ = [
     "UPSTREAM_STREAM_COLUMNS",
     "CsvAppender",
     "RunFolder",
+    "TracemallocFiles",
     "versions",
 ]
 
@@ -132,6 +136,46 @@ TABLES = {
     ),
 }
 """Column sets fixed here, so the folder's whole format is in this module; the writers take theirs from here."""
+
+
+BEFORE, AFTER = "warmup", "end"
+"""The labels of the two snapshots the harness takes: after the warm-up, and at the end of the load."""
+
+
+@dataclass(frozen=True, slots=True)
+class TracemallocFiles:
+    """The files of one target in a run folder's ``tracemalloc/`` subfolder (``RunFolder.tracemalloc``)."""
+
+    folder: Path
+    target: str
+
+    def snapshot(self, label: str) -> Path:
+        """tracemalloc.Snapshot.dump of the target at ``label`` (``warmup``, ``end``)."""
+        return self.folder / f"{self.target}.{label}.tracemalloc"
+
+    def census(self, label: str) -> Path:
+        """The probe's object census (JSON) taken right after that snapshot."""
+        return self.folder / f"{self.target}.{label}.census.json"
+
+    @property
+    def sites(self) -> Path:
+        """growth_sites.csv: the snapshots' difference by traceback, top N."""
+        return self.folder / f"{self.target}.growth_sites.csv"
+
+    @property
+    def types(self) -> Path:
+        """growth_types.csv: live objects by type, before and after."""
+        return self.folder / f"{self.target}.growth_types.csv"
+
+    @property
+    def held(self) -> Path:
+        """growth_held.csv: what containers hold, by (container type, leaf type), and who holds them."""
+        return self.folder / f"{self.target}.growth_held.csv"
+
+    @property
+    def summary(self) -> Path:
+        """growth.json: the totals, the top rows of each table, and the 'who keeps it' sentences."""
+        return self.folder / f"{self.target}.growth.json"
 
 
 def versions() -> dict[str, str]:

@@ -10,7 +10,7 @@ end of the load), it finds:
   census's sampled instances, who holds those containers, e.g. ``bytes`` held by ``collections.deque`` held by
   ``targets.relay.ByteBuffer._chunks``. This says who *keeps* it.
 
-Every file name of a run folder's ``tracemalloc/`` subfolder is fixed here, in ``TracemallocFiles``.
+The file names of a run folder's ``tracemalloc/`` subfolder are fixed in harness.runfolder (``TracemallocFiles``).
 """
 
 from __future__ import annotations
@@ -30,8 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError, RunFolderError, UsageError
+from harness.runfolder import AFTER, BEFORE, TracemallocFiles
 
 __all__ = [
+    "AFTER",
+    "BEFORE",
     "GrowthReport",
     "GrowthSite",
     "HeldGrowth",
@@ -44,55 +47,23 @@ __all__ = [
     "write_report",
 ]
 
-BEFORE, AFTER = "warmup", "end"
-"""The labels of the two snapshots the harness takes: after the warm-up, and at the end of the load."""
-
 _HARNESS_DIR = str(Path(__file__).resolve().parent.parent)
 _OWN_ALLOCATIONS = (
     f"{_HARNESS_DIR}/*",
     "*/harness/capture/probe.py",
+    "*/harness/capture/census.py",
     tracemalloc.__file__,
     "*/tracemalloc.py",
 )
 """Traces whose most recent frame is here are the harness's own (the probe's requests and census)."""
-_CUT_FRAMES = ("*/runpy.py", f"{_HARNESS_DIR}/*", "*/harness/capture/probe.py", "<frozen runpy>")
+_CUT_FRAMES = (
+    "*/runpy.py",
+    f"{_HARNESS_DIR}/*",
+    "*/harness/capture/probe.py",
+    "*/harness/capture/program.py",
+    "<frozen runpy>",
+)
 """Frames below the program: how the probe started it. Cut from the tracebacks shown."""
-
-
-@dataclass(frozen=True, slots=True)
-class TracemallocFiles:
-    """The files of one target in a run folder's ``tracemalloc/`` subfolder (``RunFolder.tracemalloc``)."""
-
-    folder: Path
-    target: str
-
-    def snapshot(self, label: str) -> Path:
-        """tracemalloc.Snapshot.dump of the target at ``label`` (``warmup``, ``end``)."""
-        return self.folder / f"{self.target}.{label}.tracemalloc"
-
-    def census(self, label: str) -> Path:
-        """The probe's object census (JSON) taken right after that snapshot."""
-        return self.folder / f"{self.target}.{label}.census.json"
-
-    @property
-    def sites(self) -> Path:
-        """growth_sites.csv: the snapshots' difference by traceback, top N."""
-        return self.folder / f"{self.target}.growth_sites.csv"
-
-    @property
-    def types(self) -> Path:
-        """growth_types.csv: live objects by type, before and after."""
-        return self.folder / f"{self.target}.growth_types.csv"
-
-    @property
-    def held(self) -> Path:
-        """growth_held.csv: what containers hold, by (container type, leaf type), and who holds them."""
-        return self.folder / f"{self.target}.growth_held.csv"
-
-    @property
-    def summary(self) -> Path:
-        """growth.json: the totals, the top rows of each table, and the 'who keeps it' sentences."""
-        return self.folder / f"{self.target}.growth.json"
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,11 +14,15 @@ sampling interval. Hosts synchronised by NTP normally agree within a few ms.
 An agent that does not answer does not stop the run: the feed writes ``agent_unreachable`` once, keeps trying,
 writes ``agent_recovered`` when it answers again, and then fetches the rows the agent kept meanwhile (it keeps
 its recent rows in memory and all of them in its own run folder).
+
+``AgentPoller`` polls every feed of a run in one thread of its own, every ``poll_s``: not in the sampler's ticks,
+since an agent far away must not hold them.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -29,7 +33,7 @@ from urllib.parse import urlencode, urlsplit
 from harness.errors import TargetError, UsageError
 from harness.runfolder import RunFolder
 
-__all__ = ["FED_TABLES", "AgentAnswer", "AgentClient", "AgentFeed"]
+__all__ = ["FED_TABLES", "AgentAnswer", "AgentClient", "AgentFeed", "AgentPoller"]
 
 FED_TABLES = ("samples", "connections", "stats")
 """The agent's tables copied into the master's (with the target renamed); its ``events`` are copied too."""
@@ -267,3 +271,43 @@ class AgentFeed:
 
 def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 6)
+
+
+class AgentPoller:
+    """Polls the feeds every ``poll_s`` in a background thread until ``stop``, then once more for the last rows."""
+
+    def __init__(self, feeds: list[AgentFeed], poll_s: float, folder: RunFolder) -> None:
+        self.feeds = feeds
+        self.poll_s = poll_s
+        self._folder = folder
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """meta.json ``agents``: per target, the clock offset, the outages and how complete its rows are."""
+        return {feed.target: feed.summary() for feed in self.feeds}
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._poll, name="harness-agent-poll", daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while True:
+            for feed in self.feeds:
+                if self._stop.is_set():
+                    return
+                feed.poll()
+            if self._stop.wait(self.poll_s):
+                return
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        self._stop.set()
+        # A poll is at most three requests (samples, meta at first contact, samples again after a restart).
+        self._thread.join(timeout=sum(3 * feed.client.timeout_s for feed in self.feeds) + 1.0)
+        if self._thread.is_alive():
+            self._folder.event("sampler_warning", "agent", "agent poller did not stop within its deadline")
+            return
+        for feed in self.feeds:  # the rows of the last moments
+            feed.poll()

@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
-from harness.capture.probe import parse_program
 from harness.capture.probe_client import ProbeLaunch
+from harness.capture.program import parse_program
 from harness.errors import TargetStartError, UsageError
 from harness.launch.process import ChildProcess, LaunchSpec, stop_all
 from harness.units import parse_duration

@@ -1,80 +1,19 @@
-"""The upstream connection counter on real loopback sockets: the three listing methods, attribution, permission."""
+"""The upstream connection counter on real loopback sockets: attribution to processes by each method, permission."""
 
 from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from harness.capture.connections import (
-    CONNECTION_COLUMNS,
-    METHODS,
-    ConnectionCounter,
-    list_netlink,
-    list_psutil,
-    list_ss,
-    open_lister,
-    socket_inodes,
-)
-
-LISTERS = {"netlink": list_netlink, "ss": list_ss, "psutil": list_psutil}
-
-
-class Loopback:
-    """Listeners on 127.0.0.1 and ::1 with some connections from this process to each."""
-
-    def __init__(self) -> None:
-        self.listener4 = socket.create_server(("127.0.0.1", 0), backlog=64)
-        self.listener6 = socket.create_server(("::1", 0), family=socket.AF_INET6, backlog=64)
-        self.port4 = self.listener4.getsockname()[1]
-        self.port6 = self.listener6.getsockname()[1]
-        self.clients: list[socket.socket] = []
-        self.accepted: list[socket.socket] = []
-
-    def connect(self, count: int, *, six: bool = False) -> list[socket.socket]:
-        made = []
-        for _ in range(count):
-            address = ("::1", self.port6) if six else ("127.0.0.1", self.port4)
-            client = socket.create_connection(address, timeout=5)
-            self.accepted.append((self.listener6 if six else self.listener4).accept()[0])
-            made.append(client)
-        self.clients += made
-        return made
-
-    def close(self) -> None:
-        for sock in [*self.clients, *self.accepted, self.listener4, self.listener6]:
-            sock.close()
-
-
-@pytest.fixture
-def loopback() -> Iterator[Loopback]:
-    made = Loopback()
-    yield made
-    made.close()
-
-
-@pytest.mark.parametrize("method", METHODS)
-def test_each_method_lists_the_connections_to_a_port_with_their_state(method: str, loopback: Loopback) -> None:
-    clients = loopback.connect(3) + loopback.connect(2, six=True)
-    clients[0].close()
-    loopback.clients.remove(clients[0])
-    # the server side of the closed one is now CLOSE_WAIT on the server's socket (dport = the client's port),
-    # the client's own socket FIN_WAIT2 without an owner; only the 2 open IPv4 ones count as established
-    found = LISTERS[method]([loopback.port4, loopback.port6])
-    established = [s for s in found if s.state == "established"]
-    assert sorted(s.dport for s in established) == sorted([loopback.port4] * 2 + [loopback.port6] * 2)
-    mine = socket_inodes(os.getpid())
-    if method == "psutil":
-        assert {-s.inode for s in established} == {os.getpid()}
-    else:
-        assert {s.inode for s in established} <= mine
+from harness.capture.connections import CONNECTION_COLUMNS, ConnectionCounter
+from harness.capture.tcp_sockets import METHODS
+from tests.capture.conftest import Loopback
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -131,11 +70,6 @@ def test_each_process_is_counted_its_own_connections_and_a_parent_its_childrens(
             holder.wait(timeout=10)
             if holder.stdout is not None:
                 holder.stdout.close()
-
-
-def test_open_lister_rejects_an_unknown_method() -> None:
-    with pytest.raises(ValueError, match="one of netlink, ss, psutil, but got 'carrier-pigeon'"):
-        open_lister("carrier-pigeon")
 
 
 _UNPRIVILEGED = textwrap.dedent(

@@ -19,8 +19,7 @@ from typing import Any
 import pytest
 
 from harness import cli
-from harness.capture.probe import PORT_FILE_ENV, TOKEN_ENV, parse_program, take_census
-from harness.errors import UsageError
+from harness.capture.probe import PORT_FILE_ENV, TOKEN_ENV
 from tests.conftest import wait_until
 
 TOKEN = "t0ken-for-the-probe-tests"
@@ -106,32 +105,6 @@ def test_harness_probe_subcommand_rejects_a_non_python_command(capsys: pytest.Ca
     assert exited.value.code == 2
     err = capsys.readouterr().err
     assert "'node server.js' is not a Python program" in err
-
-
-@pytest.mark.parametrize(
-    ("command", "kind", "target", "args"),
-    [
-        (["python", "-m", "targets.eager", "--port", "0"], "module", "targets.eager", ["--port", "0"]),
-        (["-m", "targets.lazy"], "module", "targets.lazy", []),
-        ([sys.executable, "-u", "server.py", "-x"], "script", "server.py", ["-x"]),
-    ],
-)
-def test_parse_program_accepts_modules_scripts_and_a_python_word(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str], kind: str, target: str, args: list[str]
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "server.py").write_text("")
-    program = parse_program(command)
-    assert (program.kind, program.target, program.args) == (kind, target, args)
-
-
-def test_parse_program_accepts_an_extensionless_python_script(tmp_path: Path) -> None:
-    script = tmp_path / "serve"
-    script.write_text("#!/usr/bin/env python3\n")
-    assert parse_program([str(script), "a"]).kind == "script"
-    script.write_text("#!/bin/sh\n")
-    with pytest.raises(UsageError, match="neither a .py file nor a python script"):
-        parse_program([str(script)])
 
 
 @pytest.mark.parametrize("form", ["script", "module"])
@@ -224,20 +197,6 @@ def test_snapshot_dumps_a_loadable_snapshot_and_a_census_that_names_the_holder(
     assert held[("list", "bytes")]["bytes"] >= 100 * 30_000
     holders = {row["held_by"] for row in census["holders"] if row["container"] == "list"}
     assert "__main__.Keeper.chunks" in holders
-
-
-def test_census_counts_a_leaf_once_whatever_the_census_itself_holds() -> None:
-    class Owner:
-        def __init__(self) -> None:
-            self.parts = [bytes(100_000 + i) for i in range(20)]
-
-    owner = Owner()
-    census = take_census()
-    held = {(row["container"], row["leaf"]): row for row in census["held"]}
-    expected = sum(sys.getsizeof(part) for part in owner.parts)
-    assert held[("list", "bytes")]["bytes"] >= expected
-    assert held[("list", "bytes")]["bytes"] < expected + 200_000  # not counted twice
-    assert any(row["held_by"].endswith("Owner.parts") for row in census["holders"])
 
 
 def test_started_by_hand_without_a_token_it_makes_one_up_and_prints_it(tmp_path: Path) -> None:

@@ -24,7 +24,8 @@ import pytest
 from harness.analyse import growth
 from harness.analyse.growth import TracemallocFiles
 from harness.capture.probe_client import ProbeClient
-from harness.capture.sampling import SampledTarget, Sampler, SnapshotRound
+from harness.capture.sampling import SampledTarget, Sampler
+from harness.capture.snapshots import SnapshotRound
 from harness.launch.process import stop_all
 from harness.launch.stack import StackOptions, add_stack_arguments, start_bundled_stack
 from harness.load.stream_client import StreamConnection, split_url
