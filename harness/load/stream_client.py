@@ -84,6 +84,8 @@ class StreamConnection:
         self._held = b""
         self._held_chunk_end = False
         """Chunks of a chunked body completed so far (one chunk per write on most servers)."""
+        self.body_complete = False
+        """The body ended as its framing says (the last chunk, or Content-Length bytes)."""
         self.closed = False
         self._needs_data = False
         self._sock_timeout: float | None = connect_timeout_s
@@ -174,6 +176,7 @@ class StreamConnection:
                 self.bytes_received += len(data)
                 return data
             if isinstance(event, h11.EndOfMessage):
+                self.body_complete = True
                 return None
             if isinstance(event, h11.ConnectionClosed):
                 raise StreamBroken("connection closed before the body was complete")

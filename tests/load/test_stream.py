@@ -1,7 +1,7 @@
-"""The streaming user's streams against the real bundled stack.
+"""One stream (harness.load.stream) against the real bundled stack.
 
 Locust (and so gevent's monkey patching) stays out of pytest: each test runs its streams in a Python subprocess
-that imports harness.load.streaming_user and prints one JSON object per stream (its record and its Locust stats).
+that imports harness.load.stream and prints one JSON object per stream (its record and its Locust stats).
 """
 
 from __future__ import annotations
@@ -22,7 +22,10 @@ import json, sys
 import gevent
 from gevent.server import StreamServer
 from harness.load.pacing import Pace
-from harness.load.streaming_user import Behaviour, Stream, StreamSettings, Target
+from harness.load.behaviour import Behaviour
+from harness.load.stream import Stream
+from harness.load.stream_settings import StreamSettings
+from harness.load.targets import Target
 
 def truncating_server(sock, address):
     sock.recv(65536)

@@ -1,0 +1,86 @@
+"""Token decoders: what counts as a token in a response body, one per streaming API (contract 6).
+
+The read loop calls :meth:`TokenDecoder.feed` once per read with the body bytes that read brought and takes the
+number of content tokens completed by them; :attr:`TokenDecoder.finished` says the API's own terminator was seen
+(a body that ends without it is not complete). Timestamps are the loop's, taken per read, so a decoder never reads
+a clock. Decoders are fed whole reads: keep per-read work in C (``bytes.split``, ``bytes.count``) rather than a
+Python call per line or per event.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+from harness.load.sse import SseDecoder
+
+if TYPE_CHECKING:
+    from harness.load.behaviour import Api
+    from harness.load.stream_client import StreamConnection
+
+__all__ = ["ChunkedTokens", "SseTokens", "TokenDecoder", "decoder_for"]
+
+
+class TokenDecoder(Protocol):
+    """Counts the content tokens of one response body."""
+
+    @property
+    def finished(self) -> bool:
+        """The API's own terminator was seen."""
+        ...
+
+    def feed(self, data: bytes) -> int:
+        """The content tokens completed by ``data`` (the body bytes of one read)."""
+        ...
+
+
+def _is_token(data: str) -> bool:
+    # OpenAI streams end with a chunk without content (finish_reason) and a [DONE] event: neither is a token.
+    if data == "[DONE]":
+        return False
+    return not (data.startswith("{") and '"choices"' in data and '"content"' not in data)
+
+
+class SseTokens:
+    """``sse``: every ``data:`` event is a token but ``[DONE]`` and OpenAI's content-less final chunk; the end is
+    ``data: [DONE]``."""
+
+    __slots__ = ("_decoder", "finished")
+
+    def __init__(self) -> None:
+        self._decoder = SseDecoder()
+        self.finished = False
+
+    def feed(self, data: bytes) -> int:
+        count = 0
+        for event in self._decoder.feed(data):
+            if event.data == "[DONE]":
+                self.finished = True
+            elif _is_token(event.data):
+                count += 1
+        return count
+
+
+class ChunkedTokens:
+    """``chunked``: every HTTP chunk is a token (the connection counts them); the end is the last chunk."""
+
+    __slots__ = ("_conn", "_seen")
+
+    def __init__(self, conn: StreamConnection) -> None:
+        self._conn = conn
+        self._seen = 0
+
+    @property
+    def finished(self) -> bool:
+        return self._conn.body_complete
+
+    def feed(self, data: bytes) -> int:
+        chunks = self._conn.chunks_received
+        count, self._seen = chunks - self._seen, chunks
+        return count
+
+
+def decoder_for(api: Api, conn: StreamConnection) -> TokenDecoder:
+    """The decoder of one response body of ``api`` read from ``conn``."""
+    if api == "chunked":
+        return ChunkedTokens(conn)
+    return SseTokens()
