@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from harness.cli import main
-from tests.conftest import wait_until
+from tests.support import wait_until
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 
 from harness.cli import main
 from harness.runfolder import RunFolder
-from tests.conftest import Stack, agent_running
+from tests.support import Stack, agent_running
 
 
 def _get(url: str) -> Any:

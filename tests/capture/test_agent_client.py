@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,16 +12,9 @@ import pytest
 from harness.capture.agent_client import AgentClient, AgentFeed
 from harness.errors import UsageError
 from harness.runfolder import RunFolder
-from tests.conftest import Stack, agent_running, wait_until
+from tests.support import Stack, agent_running, free_port, wait_until
 
 ROOT = Path(__file__).parents[2]
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on (bound and released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 
 from harness.capture.connections import CONNECTION_COLUMNS, ConnectionCounter
 from harness.capture.tcp_sockets import METHODS
-from tests.capture.conftest import Loopback
+from tests.support import Loopback
 
 
 @pytest.mark.parametrize("method", METHODS)

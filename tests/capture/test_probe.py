@@ -20,7 +20,7 @@ import pytest
 
 from harness import cli
 from harness.capture.probe import PORT_FILE_ENV, TOKEN_ENV
-from tests.conftest import wait_until
+from tests.support import wait_until
 
 TOKEN = "t0ken-for-the-probe-tests"
 

@@ -14,7 +14,7 @@ import pytest
 from harness.capture.probe_client import ProbeClient, ProbeLaunch
 from harness.errors import TargetError
 from harness.launch.process import ChildProcess, LaunchSpec
-from tests.conftest import wait_until
+from tests.support import wait_until
 
 # Grows by 1 MB every time the file "grow" appears (and removes it), for up to 60 s.
 PROGRAM = textwrap.dedent(

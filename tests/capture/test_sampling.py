@@ -30,8 +30,7 @@ from harness.launch.process import stop_all
 from harness.launch.stack import StackOptions, add_stack_arguments, start_bundled_stack
 from harness.load.stream_client import StreamConnection, split_url
 from harness.runfolder import RunFolder
-from tests.capture.test_agent_client import free_port
-from tests.conftest import Stack, agent_running
+from tests.support import Stack, agent_running, free_port
 
 RELAYS = ("eager", "lazy", "bounded")
 STREAMS_PER_RELAY = 10

@@ -11,7 +11,7 @@ import pytest
 from harness.capture.stats_poller import STATS_COLUMNS, StatsPoller, StatsTarget, fetch_upstream_streams
 from harness.load.stream_client import StreamConnection, split_url
 from harness.runfolder import UPSTREAM_STREAM_COLUMNS
-from tests.conftest import Stack
+from tests.support import Stack
 
 
 def _poll(poller: StatsPoller, t: float = 1.0, wait_s: float = 2.0) -> dict[str, dict[str, object]]:

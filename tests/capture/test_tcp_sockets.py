@@ -8,7 +8,7 @@ import pytest
 
 from harness.capture.connections import socket_inodes
 from harness.capture.tcp_sockets import METHODS, list_netlink, list_psutil, list_ss, open_lister
-from tests.capture.conftest import Loopback
+from tests.support import Loopback
 
 LISTERS = {"netlink": list_netlink, "ss": list_ss, "psutil": list_psutil}
 

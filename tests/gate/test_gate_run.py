@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugin.test_hooks import REPO, assert_all_gone, locust
+from tests.support import REPO, assert_all_gone, locust
 
 GATE_SCALE = "0.4"
 """The mixed scenario's 58 s times this: about 23 s of load, then a short drain."""

@@ -32,7 +32,7 @@ from harness.launch.targets_spec import (
     parse_launch,
     parse_requests,
 )
-from tests.plugin.test_hooks import TAG, assert_all_gone
+from tests.support import TAG, assert_all_gone
 
 PY = shlex.quote(sys.executable)
 

@@ -17,7 +17,7 @@ import pytest
 
 from harness.launch.process import ChildProcess, LaunchSpec, stop_all
 from harness.launch.stack import StackOptions, start_bundled_stack
-from tests.plugin.test_hooks import DISCONNECTS, assert_all_gone, free_port, locust
+from tests.support import DISCONNECTS, assert_all_gone, free_port, locust
 
 PY = shlex.quote(sys.executable)
 UVICORN = f"{PY} -m uvicorn --host 127.0.0.1 --port {{port}} --no-access-log tests.targets_apps.fastapi_proxy"

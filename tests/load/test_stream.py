@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from harness.runfolder import CLIENT_COLUMNS
-from tests.conftest import Stack
+from tests.support import Stack
 
 SCRIPT = r"""
 import json, sys

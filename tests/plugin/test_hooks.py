@@ -6,138 +6,22 @@ Every process a run starts carries a tag in its environment, so a test can prove
 
 from __future__ import annotations
 
-import contextlib
-import csv
-import json
 import os
 import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import psutil
 import pytest
 
-REPO = Path(__file__).parents[2]
-TAG = "HARNESS_TEST_TAG"
-
-
-@dataclass
-class LocustRun:
-    """One Locust process (and whatever it started), with its run-dir root and output."""
-
-    run_dir: Path
-    tag: str
-    log: Path
-    proc: subprocess.Popen[bytes] = field(init=False)
-
-    def folder(self) -> Path:
-        folders = [path for path in self.run_dir.iterdir() if path.is_dir()] if self.run_dir.exists() else []
-        assert len(folders) == 1, f"expected one run folder under {self.run_dir}, found {folders}"
-        return folders[0]
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def wait(self, timeout_s: float) -> int:
-        try:
-            return self.proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"locust still running after {timeout_s} s:\n{self.output()[-3000:]}") from None
-
-    def meta(self) -> dict[str, Any]:
-        result: dict[str, Any] = json.loads((self.folder() / "meta.json").read_text())
-        return result
-
-    def table(self, name: str) -> list[dict[str, str]]:
-        with (self.folder() / f"{name}.csv").open(newline="") as file:
-            return list(csv.DictReader(file))
-
-    def wait_for(self, what: str, check: Callable[[], bool], timeout_s: float = 40.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            with contextlib.suppress(AssertionError, OSError, ValueError):
-                if check():
-                    return
-            if self.proc.poll() is not None:
-                raise AssertionError(f"locust exited ({self.proc.returncode}) before {what}:\n{self.output()[-3000:]}")
-            time.sleep(0.2)
-        raise AssertionError(f"no {what} after {timeout_s} s:\n{self.output()[-3000:]}")
-
-    def phase_started(self) -> bool:
-        return any(row["kind"] == "phase_start" for row in self.table("events"))
-
-
-def tagged_processes(tag: str) -> list[psutil.Process]:
-    """Live processes whose environment carries ``tag``."""
-    found = []
-    for process in psutil.process_iter():
-        with contextlib.suppress(psutil.Error):
-            if process.environ().get(TAG) == tag and process.status() != psutil.STATUS_ZOMBIE:
-                found.append(process)
-    return found
-
-
-def assert_all_gone(tag: str, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while (left := tagged_processes(tag)) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not left, f"processes left behind: {[(p.pid, p.cmdline()) for p in left]}"
-
-
-def _kill_tagged(tag: str) -> None:
-    for process in tagged_processes(tag):
-        with contextlib.suppress(psutil.Error):
-            process.kill()
-
-
-@contextlib.contextmanager
-def locust(tmp_path: Path, *args: str, tag: str | None = None, name: str = "locust") -> Iterator[LocustRun]:
-    """Start ``python -m locust *args`` (run folders under tmp_path/reports); kill it and its children after."""
-    tag = tag or uuid.uuid4().hex
-    run = LocustRun(tmp_path / "reports", tag, tmp_path / f"{name}.log")
-    env = {**os.environ, TAG: tag, "PYTHONUNBUFFERED": "1"}
-    argv = [sys.executable, "-m", "locust", *args]
-    if "--worker" not in args:
-        argv += ["--run-dir", str(run.run_dir)]
-        if "--profile-nframe" not in args:
-            # Profiling (on by default for the demo) is tested where it is the subject; elsewhere it only slows.
-            argv += ["--profile-nframe", "0"]
-    with run.log.open("wb") as log:
-        run.proc = subprocess.Popen(
-            argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        yield run
-    finally:
-        if run.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(run.proc.pid, signal.SIGTERM)
-            try:
-                run.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(run.proc.pid, signal.SIGKILL)
-                run.proc.wait(timeout=10)
-        _kill_tagged(tag)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-DISCONNECTS = "locustfiles/disconnects.py"
+from tests.support import (
+    DISCONNECTS,
+    assert_all_gone,
+    free_port,
+    locust,
+)
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugin.test_hooks import LocustRun, assert_all_gone, locust
+from tests.support import LocustRun, assert_all_gone, locust
 
 SCALE = "0.3"
 TARGETS = {"eager", "lazy", "bounded"}

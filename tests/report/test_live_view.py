@@ -12,8 +12,7 @@ import pytest
 from harness.report.live_view import LIVE_PATH, CsvTail, LiveData
 from harness.runfolder import TABLES, RunFolder
 from tests.browser import launch, needs_chromium, watch_errors
-from tests.conftest import wait_until
-from tests.plugin.test_hooks import DISCONNECTS, free_port, locust
+from tests.support import DISCONNECTS, free_port, locust, wait_until
 
 
 def test_csv_tail_reads_only_new_complete_lines(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ import pytest
 from harness.launch.process import ChildProcess, LaunchSpec
 from harness.load.stream_client import StreamBroken, StreamConnection, split_url
 from targets.upstream import token_text
-from tests.conftest import Stack, stack_running, wait_until
+from tests.support import Stack, stack_running, wait_until
 
 RELAYS = ("eager", "lazy", "bounded")
 
