@@ -47,6 +47,10 @@ def _on_init(environment: Any, runner: Any, web_ui: Any = None, **_: Any) -> Non
         # One line, not a traceback; Locust would turn an exception here into exit code 1 after logging it.
         sys.stderr.write(f"locust: error: {error}\n")
         sys.exit(error.exit_code)
+    except KeyboardInterrupt:
+        name = plugin.interrupts.name or "SIGINT"
+        sys.stderr.write(f"locust: interrupted by {name} while starting the targets; everything started is stopped\n")
+        sys.exit(plugin.interrupts.exit_code or 130)
     _current = plugin
 
 
@@ -73,6 +77,8 @@ def _on_quitting(environment: Any, **_: Any) -> None:
     from harness.gate.checks import judge_locust_run  # pandas loads only when the gate is asked for
 
     judge_locust_run(environment, plugin.folder.path if plugin.folder is not None else None)
+    if plugin.interrupts.exit_code is not None:  # an interrupted run exits with its signal's code, judged or not
+        environment.process_exit_code = plugin.interrupts.exit_code
 
 
 def _on_quit(exit_code: int, **_: Any) -> None:

@@ -23,11 +23,13 @@ from harness.analyse import growth
 from harness.errors import HarnessError, TargetDiedError
 from harness.launch.process import ChildProcess, stop_all
 from harness.launch.stack import BUNDLED_RELAYS
+from harness.launch.supervisor import Supervisor
 from harness.launch.targets_spec import UserTargets, format_requests
 from harness.load.streaming_user import format_targets, parse_targets
 from harness.plugin.flags import bundled_relays, recorded_flags, upstream_query
 from harness.plugin.records import RecordQueue
 from harness.plugin.samplers import start_samplers
+from harness.plugin.signals import Interrupts
 from harness.plugin.targets import RunTargets, start_targets
 from harness.report.live_view import install_live_view
 from harness.runfolder import RunFolder
@@ -61,6 +63,9 @@ class HarnessPlugin:
         self._phases_seen = 0
         self.report_path: Path | None = None
         self._greenlets: list[gevent.Greenlet] = []
+        self.supervisor: Supervisor | None = None
+        self.starting = False
+        self.interrupts = Interrupts(self._on_signal, self._needs_interrupt)
         self.records = RecordQueue(runner, is_worker=self.is_worker, folder=self._open_folder)
 
     def _open_folder(self) -> RunFolder | None:
@@ -72,6 +77,14 @@ class HarnessPlugin:
         self._greenlets.append(gevent.spawn(self.records.loop))
         if self.is_worker:
             return
+        self.interrupts.install()
+        self.starting = True
+        try:
+            self._start()
+        finally:
+            self.starting = False
+
+    def _start(self) -> None:
         options = self.options
         scenario = Path(str(options.locustfile or "run").split(",")[0]).stem
         plain = parse_targets(options.target_url) if options.target_url else ()
@@ -83,6 +96,8 @@ class HarnessPlugin:
         self.run_targets = RunTargets(plain=plain, user=user)
         self.folder = RunFolder.create(Path(options.run_dir), scenario, {"flags": recorded_flags(options)})
         atexit.register(self.stop)
+        if relays or user.launches:
+            self.supervisor = Supervisor()  # before anything is launched: it cleans up even after a SIGKILL
         try:
             start_targets(self.run_targets, relays, options, self.folder.logs)
         except BaseException:
@@ -98,6 +113,17 @@ class HarnessPlugin:
         if self.run_targets.launched:
             self._greenlets.append(gevent.spawn(self._watch))
         install_live_view(self.environment, lambda: self.folder, lambda: self.report_path)
+
+    def _on_signal(self, name: str) -> None:
+        self.environment.process_exit_code = self.interrupts.exit_code
+        if self.folder is not None and not self._finished:
+            self.folder.event("interrupted", detail=name)
+            self.folder.update_meta(interrupted_by=name)
+
+    def _needs_interrupt(self) -> bool:
+        """Whether SIGTERM must be turned into Ctrl-C's KeyboardInterrupt (Locust has no handler of its own yet)."""
+        shape = getattr(self.runner, "shape_greenlet", None)
+        return self.starting or bool(self.options.headless and shape is not None and not shape.dead)
 
     def on_test_start(self) -> None:
         if self.is_worker or self.folder is None:
@@ -160,6 +186,8 @@ class HarnessPlugin:
             if self.run_targets.launched:
                 log.info("stopping the launched targets")
                 stop_all(self.run_targets.launched, grace_s=STOP_GRACE_S)
+            if self.supervisor is not None:
+                self.supervisor.close()  # and whatever the launched commands left behind
             if self.folder is not None:
                 self._end_phase()
                 if status is None:

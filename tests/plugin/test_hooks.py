@@ -70,9 +70,10 @@ def test_sigint_mid_run_stops_the_stack(tmp_path: Path) -> None:
         assert len(pids) == 4
         assert all(psutil.pid_exists(pid) for pid in pids)
         os.kill(run.proc.pid, signal.SIGINT)
-        run.wait(30)
+        assert run.wait(30) == 128 + signal.SIGINT
         assert_all_gone(run.tag)
         assert run.meta()["status"] == "interrupted"
+        assert run.meta()["interrupted_by"] == "SIGINT"
 
 
 @pytest.mark.slow
