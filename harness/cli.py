@@ -73,7 +73,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from harness.report.html import write_comparison
+    from harness.report.compare import write_comparison
 
     if len(args.run_dirs) < 2:
         raise UsageError(f"compare needs at least two run folders, but got {len(args.run_dirs)}: {args.run_dirs[0]!r}")

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-__all__ = ["ClientFigures", "Percentiles", "client_figures", "percentiles"]
+__all__ = ["ClientFigures", "Percentiles", "client_figures", "per_stream_timings", "percentiles"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,20 +50,34 @@ class ClientFigures:
     """Streams that ended broken, with an HTTP error or without connecting."""
 
 
+def per_stream_timings(clients: pd.DataFrame) -> pd.DataFrame:
+    """One row per client stream: ``start`` (epoch s) and ``ttfb_s``, ``ttft_s``, ``token_gap_s`` (NaN when the stream
+    has none: the gap only for streams read to their end with at least two tokens)."""
+    completed = (clients["outcome"] == "completed") & (clients["tokens"] >= 2)
+    gaps = (clients["end"] - clients["first_token"]) / (clients["tokens"] - 1)
+    return pd.DataFrame(
+        {
+            "start": clients["start"],
+            "ttfb_s": clients["first_byte"] - clients["start"],
+            "ttft_s": clients["first_token"] - clients["start"],
+            "token_gap_s": gaps.where(completed),
+        }
+    )
+
+
 def client_figures(clients: pd.DataFrame) -> ClientFigures:
     """Figures of one target's client records."""
     if clients.empty:
         return ClientFigures(streams=0)
     outcomes = {str(k): int(v) for k, v in clients["outcome"].value_counts().sort_index().items()}
-    completed = clients[(clients["outcome"] == "completed") & (clients["tokens"] >= 2)]
-    gaps = (completed["end"] - completed["first_token"]) / (completed["tokens"] - 1)
+    timings = per_stream_timings(clients)
     errors = sum(outcomes.get(kind, 0) for kind in ("broken", "http_error", "connect_error"))
     return ClientFigures(
         streams=len(clients),
         outcomes=outcomes,
-        ttfb=percentiles(clients["first_byte"] - clients["start"]),
-        ttft=percentiles(clients["first_token"] - clients["start"]),
-        token_gap=percentiles(gaps),
+        ttfb=percentiles(timings["ttfb_s"]),
+        ttft=percentiles(timings["ttft_s"]),
+        token_gap=percentiles(timings["token_gap_s"].dropna()),
         tokens_delivered=int(clients["tokens"].fillna(0).sum()),
         bytes_delivered=int(clients["bytes"].fillna(0).sum()),
         errors=errors,

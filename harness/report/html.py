@@ -1,81 +1,33 @@
-"""The self-contained HTML report of a run (``report.html``) and the side-by-side comparison of several runs.
+"""The self-contained HTML report of a run (``report.html``).
 
 ``write_report(folder)`` analyses the run folder (writing ``summary.json``), renders ``report.html`` next to it
-and returns its path; the Locust plugin calls it at test stop and ``harness report RUN_DIR`` on demand.
-``write_comparison(folders, out)`` sets runs side by side. The pages need no network: plotly's JavaScript is
-embedded once, the figures are inline JSON, and links to the raw files are relative.
+and returns its path; the Locust plugin calls it at test stop and ``harness report RUN_DIR`` on demand. The page
+needs no network: plotly's JavaScript is embedded once, the figures are inline JSON, links to the raw files are
+relative. It opens with the verdicts: per target and check the state, the deciding figure against its limit, the
+sentence; then the headline figures the checks judged; then the charts (harness.report.charts).
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Sequence
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-import jinja2
-from plotly.offline import get_plotlyjs  # type: ignore[import-untyped]
-
 from harness.analyse.analysis import SUMMARY, analyse_run
 from harness.analyse.run_data import RunData, load_run
-from harness.report.charts import Chart, build_charts, comparison_memory_chart, figure_json
+from harness.report.charts import SECTIONS, build_charts
+from harness.report.formats import count, ms, rate, seconds, share, size, when
+from harness.report.page import environment, figures, plotly_js, write_atomically
+from harness.report.palette import target_colors
+from harness.report.verdicts import checks_of, headline_rows, state_class
 
-__all__ = ["COMPARE_TOLERANCE", "REPORT", "render_comparison", "render_report", "write_comparison", "write_report"]
+__all__ = ["REPORT", "render_report", "write_report"]
 
 REPORT = "report.html"
-COMPARE_TOLERANCE = 0.10
-"""A figure that moved more than this share against the first run is highlighted in a comparison."""
-_CHECKS = (("back_pressure", "back-pressure"), ("cancellation", "cancellation"))
 
-
-# -- formatting ---------------------------------------------------------------------------------------------------
-def size(value: Any) -> str:
-    """Bytes as B / KiB / MiB / GiB, signed when negative; "—" when missing."""
-    if value is None:
-        return "—"
-    number = float(value)
-    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if abs(number) >= scale:
-            return f"{number / scale:.1f} {unit}"
-    return f"{number:.0f} B"
-
-
-def ms(value: Any) -> str:
-    return "—" if value is None else f"{float(value):,.1f} ms"
-
-
-def share(value: Any) -> str:
-    return "—" if value is None else f"{float(value):.1%}"
-
-
-def count(value: Any) -> str:
-    return "—" if value is None else f"{float(value):,.0f}"
-
-
-def seconds(value: Any) -> str:
-    return "—" if value is None else f"{float(value):,.1f} s"
-
-
-def rate(value: Any) -> str:
-    return "—" if value is None else f"{size(value)}/s"
-
-
-_HEADLINE: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
-    ("growth_bytes", "RSS growth after warm-up", size),
-    ("retained_growth_bytes", "RSS retained after the drain", size),
-    ("slope_low_bytes_per_s", "growth rate, lower 95% bound", rate),
-    ("held_per_client_bytes", "memory per client at the peak", size),
-    ("orphans_at_end", "orphan upstream streams after the drain", count),
-    ("orphan_stream_seconds", "orphan stream-seconds", seconds),
-    ("cancel_latency_p99_ms", "cancellation latency p99", ms),
-    ("tokens_after_leave_share", "tokens produced after clients left", share),
-    ("ttft_p95_ms", "time to first token p95", ms),
-)
-"""Headline keys in summary.json, their labels and formats; all are 'lower is better'."""
-
-_MEMORY_ROWS = (
+_Rows = Sequence[tuple[str, str, Callable[[Any], str]]]
+_MEMORY_ROWS: _Rows = (
     ("baseline_rss_bytes", "baseline after warm-up", size),
     ("peak_rss_bytes", "peak", size),
     ("growth_bytes", "growth (peak - baseline)", size),
@@ -87,7 +39,8 @@ _MEMORY_ROWS = (
     ("held_per_client_bytes", "held per client at the peak", size),
     ("peak_buffered_bytes", "relay's own buffer at its peak", size),
 )
-_CANCEL_ROWS = (
+_TRACED_ROWS: _Rows = tuple((key.replace("_rss_", "_traced_"), label, fmt) for key, label, fmt in _MEMORY_ROWS[:7])
+_CANCEL_ROWS: _Rows = (
     ("left_streams", "streams the client left", count),
     ("never_closed", "upstream never closed", count),
     ("upstream_ended_first", "upstream had already ended", count),
@@ -102,9 +55,7 @@ _CANCEL_ROWS = (
 )
 
 
-def _rows(
-    summary: dict[str, Any], names: Sequence[str], section: str, spec: Sequence[tuple[str, str, Callable[[Any], str]]]
-) -> list[tuple[str, list[str]]]:
+def _rows(summary: dict[str, Any], names: Sequence[str], section: str, spec: _Rows) -> list[tuple[str, list[str]]]:
     sections = [summary["targets"][name].get(section, {}) for name in names]
     if not any(s.get("available") for s in sections):
         return []
@@ -124,12 +75,6 @@ def _client_rows(summary: dict[str, Any], names: Sequence[str]) -> list[tuple[st
     rows.append(("tokens delivered", [count(s.get("tokens_delivered")) for s in sections]))
     rows.append(("bytes delivered", [size(s.get("bytes_delivered")) for s in sections]))
     return rows
-
-
-def _when(epoch: Any) -> str:
-    if epoch is None:
-        return "—"
-    return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(float(epoch)))
 
 
 def _settings(meta: dict[str, Any]) -> list[tuple[str, str]]:
@@ -161,89 +106,47 @@ def _files(folder: Path) -> list[tuple[str, str]]:
     ]
 
 
-# -- rendering ----------------------------------------------------------------------------------------------------
-@cache
-def _environment() -> jinja2.Environment:
-    environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("harness.report", "templates"),
-        autoescape=True,
-        undefined=jinja2.ChainableUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    environment.filters["size"] = size
-    return environment
-
-
-@cache
-def _plotly_js() -> str:
-    # Embedded once per page so the file opens offline; "</script" cannot occur in it unescaped.
-    script: str = get_plotlyjs()
-    return script.replace("</script", "<\\/script")
-
-
-def _figures(charts: Sequence[Chart]) -> dict[str, str]:
-    return {chart.key: figure_json(chart) for chart in charts if chart.figure is not None}
-
-
 def render_report(run: RunData, summary: dict[str, Any]) -> str:
     """The report page of an analysed run."""
-    charts = build_charts(run, summary)
+    colors = target_colors((t.name, t.role) for t in run.targets)
+    charts = build_charts(run, colors)
     by_key = {chart.key: chart for chart in charts}
     targets = summary["targets"]
     names = list(targets)
-    relays = [name for name in names if targets[name]["cancellation"].get("available")]
+    checks = checks_of(summary)
+    judged = list(dict.fromkeys(check.target for check in checks))
     with_clients = [name for name in names if targets[name]["clients"].get("available")]
-    judged = [name for name in names if targets[name]["role"] != "upstream"] or names
-    headline = [(label, [fmt(targets[name]["headline"].get(key)) for name in names]) for key, label, fmt in _HEADLINE]
-    upstream_notes = {
-        f"streams-{name}": targets[name]["upstream"].get("note", "")
-        for name in names
-        if targets[name]["upstream"].get("available")
-    }
     run_info = summary["run"]
     return (
-        _environment()
+        environment()
         .get_template("report.html.j2")
         .render(
-            plotly_js=_plotly_js(),
+            plotly_js=plotly_js(),
             scenario=run_info.get("scenario") or run.path.name,
             folder_name=run.path.name,
-            started=_when(run_info.get("started_at")),
+            started=when(run_info.get("started_at")),
             duration=seconds(run_info.get("duration_s")),
             status=run_info.get("status"),
             incomplete=run_info.get("incomplete_reason"),
             notes=summary.get("notes", []),
-            checks=_CHECKS,
+            checks=checks,
+            state_class=state_class,
             judged=judged,
+            colors=colors,
             targets=targets,
             target_names=names,
-            relay_names=relays,
-            client_names=with_clients,
-            headline=headline,
+            headline=headline_rows(summary, names, checks),
             memory_rows=_rows(summary, names, "memory", _MEMORY_ROWS),
-            cancel_rows=_rows(summary, relays, "cancellation", _CANCEL_ROWS) if relays else [],
-            client_rows=_client_rows(summary, with_clients) if with_clients else [],
-            charts={
-                "memory": by_key["memory"],
-                "streams": [chart for chart in charts if chart.key.startswith("streams")],
-                "tokens": by_key["tokens"],
-                "latency": by_key["latency"],
-                "timings": by_key["timings"],
-            },
-            figures=_figures(charts),
-            upstream_notes=upstream_notes,
+            traced_rows=_rows(summary, names, "traced_memory", _TRACED_ROWS),
+            cancel_rows=_rows(summary, names, "cancellation", _CANCEL_ROWS),
+            client_names=with_clients,
+            client_rows=_client_rows(summary, with_clients),
+            sections=[(anchor, heading, [by_key[key] for key in keys]) for anchor, heading, keys in SECTIONS],
+            figures=figures(charts),
             settings=_settings(run.meta),
             files=_files(run.path),
         )
     )
-
-
-def _write(path: Path, text: str) -> Path:
-    aside = path.with_name(f".{path.name}.tmp")
-    aside.write_text(text, encoding="utf-8")
-    aside.replace(path)
-    return path
 
 
 def write_report(folder: Path) -> Path:
@@ -254,83 +157,5 @@ def write_report(folder: Path) -> Path:
     """
     run = load_run(folder)
     summary = analyse_run(run)
-    _write(folder / SUMMARY, json.dumps(summary, indent=2) + "\n")
-    return _write(folder / REPORT, render_report(run, summary))
-
-
-# -- comparison ---------------------------------------------------------------------------------------------------
-def _mark(reference: Any, value: Any, tolerance: float) -> str:
-    if reference is None or value is None:
-        return ""
-    reference, value = float(reference), float(value)
-    scale = max(abs(reference), abs(value))
-    if scale == 0 or abs(value - reference) <= tolerance * scale:
-        return ""
-    return "worse" if value > reference else "better"
-
-
-def render_comparison(runs: Sequence[tuple[str, RunData, dict[str, Any]]], tolerance: float = COMPARE_TOLERANCE) -> str:
-    """One page setting ``runs`` (label, run, summary) side by side; the first is the reference."""
-    names: list[str] = []
-    for _, _, summary in runs:
-        names += [name for name in summary["targets"] if name not in names]
-    verdict_rows = []
-    figure_rows = []
-    for name in names:
-        per_run = [summary["targets"].get(name) for _, _, summary in runs]
-        for key, label in _CHECKS:
-            verdicts = [target["verdicts"][key] if target else None for target in per_run]
-            first = verdicts[0]["state"] if verdicts[0] else None
-            cells = [
-                {"verdict": v, "changed": index > 0 and (v["state"] if v else None) != first}
-                for index, v in enumerate(verdicts)
-            ]
-            verdict_rows.append({"target": name, "check": label, "key": key, "cells": cells})
-        for key, label, fmt in _HEADLINE:
-            values = [target["headline"].get(key) if target else None for target in per_run]
-            if all(value is None for value in values):
-                continue
-            cells = [
-                {"text": fmt(value), "mark": _mark(values[0], value, tolerance) if index else ""}
-                for index, value in enumerate(values)
-            ]
-            figure_rows.append({"target": name, "label": label, "cells": cells})
-    chart = comparison_memory_chart([(label, run) for label, run, _ in runs])
-    return (
-        _environment()
-        .get_template("compare.html.j2")
-        .render(
-            plotly_js=_plotly_js(),
-            runs=[
-                {
-                    "label": label,
-                    "scenario": summary["run"].get("scenario"),
-                    "status": summary["run"].get("status"),
-                    "started": _when(summary["run"].get("started_at")),
-                    "duration": seconds(summary["run"].get("duration_s")),
-                    "incomplete": summary["run"].get("incomplete_reason"),
-                }
-                for label, _, summary in runs
-            ],
-            tolerance=f"{tolerance:.0%}",
-            verdict_rows=verdict_rows,
-            figure_rows=figure_rows,
-            chart=chart,
-            figures=_figures([chart]),
-        )
-    )
-
-
-def _labels(folders: Sequence[Path]) -> list[str]:
-    labels = [folder.resolve().name for folder in folders]
-    return [f"{label} ({index + 1})" if labels.count(label) > 1 else label for index, label in enumerate(labels)]
-
-
-def write_comparison(folders: Sequence[Path], out: Path, tolerance: float = COMPARE_TOLERANCE) -> Path:
-    """Analyse each run folder (without writing into them) and write one comparison page to ``out``."""
-    runs = []
-    for label, folder in zip(_labels(folders), folders, strict=True):
-        run = load_run(folder)
-        runs.append((label, run, analyse_run(run)))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return _write(out, render_comparison(runs, tolerance))
+    write_atomically(folder / SUMMARY, json.dumps(summary, indent=2) + "\n")
+    return write_atomically(folder / REPORT, render_report(run, summary))

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.report.html import REPORT, write_comparison, write_report
+from harness.report.html import REPORT, write_report
 from tests.browser import launch, needs_chromium, watch_errors
 from tests.runfolders import MIB, CraftedRun, flat, leak, leaving_streams, slow_readers
 
@@ -71,8 +71,8 @@ def test_report_is_self_contained_with_every_chart_and_the_verdicts(tmp_path: Pa
     assert path == path.parent / REPORT
     page = _parse(path)
     assert page.external == []
-    assert sorted(page.charts) == sorted(["memory", "streams-eager", "streams-lazy", "tokens", "latency", "timings"])
-    assert page.missing == []
+    assert page.charts == ["memory", "orphans", "streams", "tokens", "latency", "ttft", "timings"]
+    assert sorted(page.missing) == ["buffer", "cpu", "gap", "traced"]  # no stats, CPU, gaps or probe here
     assert page.verdicts[("eager", "back_pressure")] == "fail"
     assert page.verdicts[("eager", "cancellation")] == "fail"
     assert page.verdicts[("lazy", "back_pressure")] == "pass"
@@ -88,7 +88,7 @@ def test_missing_data_leaves_out_charts_with_a_sentence(tmp_path: Path) -> None:
     folder = CraftedRun(rss={"lazy": flat()}).write(tmp_path)  # no clients, no upstream records
     page = _parse(write_report(folder))
     assert page.charts == ["memory"]
-    assert {"tokens", "latency", "timings"} <= set(page.missing)
+    assert {"orphans", "streams", "tokens", "latency", "ttft", "gap", "timings", "traced", "cpu"} <= set(page.missing)
     text = (folder / REPORT).read_text(encoding="utf-8")
     assert "profiling was off for lazy" in text
 
@@ -97,20 +97,6 @@ def test_interrupted_run_report_is_marked_incomplete(tmp_path: Path) -> None:
     folder = CraftedRun(rss={"lazy": flat()}, status="interrupted").write(tmp_path)
     page = _parse(write_report(folder))
     assert "incomplete" in page.ids
-
-
-def test_comparison_highlights_what_changed(tmp_path: Path) -> None:
-    before = CraftedRun(rss={"lazy": flat()}, streams=[*slow_readers("lazy", 4)]).write(tmp_path / "a")
-    after = CraftedRun(rss={"lazy": leak(1 * MIB, start_s=10.0)}, streams=[*slow_readers("lazy", 4)]).write(
-        tmp_path / "b"
-    )
-    out = write_comparison([before, after], tmp_path / "out" / "compare.html")
-    page = _parse(out)
-    assert page.external == []
-    assert page.charts == ["memory"]
-    text = out.read_text(encoding="utf-8")
-    assert 'class="changed" data-run="1" data-target="lazy" data-check="back_pressure" data-state="fail"' in text
-    assert 'class="num worse"' in text
 
 
 def test_cli_report_prints_the_path_and_refuses_bad_folders(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
