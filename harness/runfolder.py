@@ -5,9 +5,9 @@
         events.csv            phase boundaries and incidents, appended as they happen
         samples.csv           process samples (psutil), one row per target per tick
         connections.csv       upstream TCP connections per target per tick, by state
-        stats.csv             the targets' and upstream's /__harness/stats, one row per target per poll
+        stats.csv             the targets' and their upstreams' /__harness/stats, one row per target per poll
         clients.csv           one row per client stream (written when the stream ends)
-        upstream_streams.csv  the upstream's per-stream records, fetched at the end
+        upstream_streams.csv  each upstream's per-stream records, fetched at the end, tagged with its target
         tracemalloc/          snapshots and growth tables, where profiling was on
         logs/                 each launched target's stdout and stderr
 
@@ -44,14 +44,32 @@ __all__ = [
     "EVENT_COLUMNS",
     "META",
     "TABLES",
+    "UPSTREAM_PREFIX",
     "UPSTREAM_STREAM_COLUMNS",
     "CsvAppender",
     "RunFolder",
     "TracemallocFiles",
+    "owner_of",
+    "upstream_name",
     "versions",
 ]
 
 META = "meta.json"
+
+UPSTREAM_PREFIX = "upstream@"
+"""Each target's own fake upstream is the target named ``upstream@<target>`` in every table and in meta.json;
+``@`` is no character of a target name, so the two never collide."""
+
+
+def upstream_name(target: str) -> str:
+    """The name of ``target``'s own fake upstream: ``"eager"`` -> ``"upstream@eager"``."""
+    return UPSTREAM_PREFIX + target
+
+
+def owner_of(name: str) -> str | None:
+    """The target an upstream serves (``"upstream@eager"`` -> ``"eager"``); None for any other name."""
+    return name[len(UPSTREAM_PREFIX) :] if name.startswith(UPSTREAM_PREFIX) else None
+
 
 CLIENT_COLUMNS = (
     "stream_id",
@@ -70,7 +88,19 @@ CLIENT_COLUMNS = (
     "bytes",  # body bytes read
     "error",  # one line, when outcome is broken/http_error/connect_error
 )
-UPSTREAM_STREAM_COLUMNS = ("id", "route", "start", "first_token", "end", "tokens_sent", "bytes_sent", "end_reason")
+UPSTREAM_STREAM_COLUMNS = (
+    "target",  # the target whose own upstream recorded the stream ("" in runs with one upstream shared by all)
+    "id",  # the stream id the upstream read (or assigned itself, when id_channel is "none")
+    "id_channel",  # how the id arrived: prompt | header | user | query | none
+    "api",  # the API the stream spoke (openai-chat, openai-responses, anthropic, chunked...)
+    "route",
+    "start",
+    "first_token",
+    "end",
+    "tokens_sent",
+    "bytes_sent",
+    "end_reason",
+)
 EVENT_COLUMNS = ("t", "kind", "name", "detail")
 
 TABLES = {
@@ -116,6 +146,7 @@ TABLES = {
     "stats": (
         "t",
         "target",
+        "upstream_of",  # on an upstream's rows: the target it serves
         "ok",
         "response_ms",
         "server_time",

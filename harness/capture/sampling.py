@@ -40,7 +40,7 @@ from harness.capture.process_sampler import SAMPLE_COLUMNS, ProcessSampler
 from harness.capture.snapshots import SnapshotRound, Snapshots
 from harness.capture.stats_poller import STATS_COLUMNS, StatsPoller, StatsTarget, fetch_upstream_streams
 from harness.capture.traced_memory import Sent, TracedPoller
-from harness.runfolder import RunFolder
+from harness.runfolder import RunFolder, owner_of
 
 __all__ = ["SampledTarget", "Sampler", "SamplerConfig"]
 
@@ -117,7 +117,7 @@ class Sampler:
         self._processes = ProcessSampler((t.name, t.pid) for t in self.targets if t.pid is not None)
         self._counter: ConnectionCounter | None = None
         self._stats = StatsPoller(
-            [StatsTarget(t.name, t.url) for t in self.targets if t.has_stats and t.url],
+            [StatsTarget(t.name, t.url, owner_of(t.name)) for t in self.targets if t.has_stats and t.url],
             timeout_s=self.stats_timeout_s,
         )
         probes = {t.name: t.probe for t in self.targets if t.probe is not None}
@@ -328,12 +328,13 @@ class Sampler:
                 self.folder.event("sampler_warning", "connections", warning)
 
     def _fetch_upstream_streams(self) -> None:
-        upstream = next((t for t in self.targets if t.role == "upstream" and t.url and t.has_stats), None)
-        if upstream is None or upstream.url is None:
-            return
-        try:
-            rows = fetch_upstream_streams(upstream.url)
-        except (OSError, ValueError) as error:
-            self.folder.event("sampler_warning", "upstream_streams", f"could not fetch {upstream.url}: {error}")
-            return
-        self.folder.table("upstream_streams").extend(rows)
+        """Every upstream's records, each tagged with the target it serves (``upstream@<target>``)."""
+        for upstream in self.targets:
+            if upstream.role != "upstream" or not upstream.url or not upstream.has_stats:
+                continue
+            try:
+                rows = fetch_upstream_streams(upstream.url, target=owner_of(upstream.name))
+            except (OSError, ValueError) as error:
+                self.folder.event("sampler_warning", "upstream_streams", f"could not fetch {upstream.url}: {error}")
+                continue
+            self.folder.table("upstream_streams").extend(rows)

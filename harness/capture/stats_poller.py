@@ -5,7 +5,8 @@ never holds the tick: ``begin`` sends, ``collect`` waits until a deadline and re
 as a gap (a row with ``ok`` = 0 and the error), not a crash. A target whose previous request is still pending is
 not asked again until it answers, so a hung target costs one thread, not one per tick.
 
-At the end, ``fetch_upstream_streams`` reads the upstream's per-stream records (``/__harness/streams``).
+At the end, ``fetch_upstream_streams`` reads each upstream's per-stream records (``/__harness/streams``), tagged
+with the target the upstream serves (each target has its own upstream: its books are that target's alone).
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ class StatsTarget:
     name: str
     url: str
     """Base URL; stats are read at url + STATS_PATH."""
+    upstream_of: str | None = None
+    """For a target's own fake upstream: that target (stats.csv ``upstream_of``)."""
 
 
 def fetch_json(url: str, timeout_s: float) -> Any:
@@ -61,11 +64,14 @@ def fetch_json(url: str, timeout_s: float) -> Any:
         return json.load(response)
 
 
-def stats_row(t: float, target: str, answer: Mapping[str, Any], response_ms: float) -> dict[str, object]:
+def stats_row(
+    t: float, target: str, answer: Mapping[str, Any], response_ms: float, upstream_of: str | None = None
+) -> dict[str, object]:
     """A stats.csv row from one decoded /__harness/stats answer."""
     row: dict[str, object] = {
         "t": t,
         "target": target,
+        "upstream_of": upstream_of,
         "ok": 1,
         "response_ms": round(response_ms, 3),
         "server_time": answer.get("time"),
@@ -91,8 +97,8 @@ def _path_of(url: str) -> str:
     return urlsplit(url).path.rstrip("/")
 
 
-def _gap(t: float, target: str, error: str) -> dict[str, object]:
-    return {"t": t, "target": target, "ok": 0, "error": error}
+def _gap(t: float, target: StatsTarget, error: str) -> dict[str, object]:
+    return {"t": t, "target": target.name, "upstream_of": target.upstream_of, "ok": 0, "error": error}
 
 
 def _describe(error: BaseException) -> str:
@@ -172,22 +178,24 @@ class StatsPoller:
     ) -> list[dict[str, object]]:
         """Rows for the requests ``begin`` sent, waiting at most until ``deadline`` (time.monotonic())."""
         rows = []
+        by_name = {target.name: target for target in self.targets}
         for name, future in sent.items():
+            target = by_name[name]
             if future is None:
-                rows.append(_gap(t, name, "previous request still unanswered"))
+                rows.append(_gap(t, target, "previous request still unanswered"))
                 continue
             try:
                 answer, response_ms = future.result(timeout=max(0.0, deadline - time.monotonic()))
             except FutureTimeout:
-                rows.append(_gap(t, name, "no answer within the tick"))
+                rows.append(_gap(t, target, "no answer within the tick"))
                 continue
             except (OSError, ValueError) as error:
-                rows.append(_gap(t, name, _describe(error)))
+                rows.append(_gap(t, target, _describe(error)))
                 continue
             if not isinstance(answer, Mapping):
-                rows.append(_gap(t, name, f"expected a JSON object, got {type(answer).__name__}"))
+                rows.append(_gap(t, target, f"expected a JSON object, got {type(answer).__name__}"))
                 continue
-            rows.append(stats_row(t, name, answer, response_ms))
+            rows.append(stats_row(t, name, answer, response_ms, target.upstream_of))
         return rows
 
     def close(self) -> None:
@@ -198,9 +206,12 @@ class StatsPoller:
         self._connections.clear()
 
 
-def fetch_upstream_streams(url: str, timeout_s: float = 5.0) -> list[dict[str, object]]:
-    """The upstream's per-stream records, as upstream_streams.csv rows."""
+def fetch_upstream_streams(url: str, timeout_s: float = 5.0, target: str | None = None) -> list[dict[str, object]]:
+    """The upstream's per-stream records, as upstream_streams.csv rows; ``target``: the target this upstream
+    serves (its ``target`` column; None for an upstream shared by every target)."""
     answer = fetch_json(url.rstrip("/") + STREAMS_PATH, timeout_s)
     if not isinstance(answer, list):
         raise ValueError(f"{url}{STREAMS_PATH} should answer a JSON list, but answered {type(answer).__name__}")
-    return [{column: record.get(column) for column in UPSTREAM_STREAM_COLUMNS} for record in answer]
+    return [
+        {column: record.get(column) for column in UPSTREAM_STREAM_COLUMNS} | {"target": target} for record in answer
+    ]

@@ -4,13 +4,18 @@ Owns the stack's flags (shared by ``harness serve`` and the Locust plugin, so bo
 their translation into the targets' own command lines. Flags are validated here, before anything is launched.
 With profiling on (``--profile-nframe N``), each relay runs under the tracemalloc probe (``harness.capture.probe``);
 ``ProbeClient.for_child(child)`` finds it. The upstream, the instrument, never does.
+
+Each target gets its own fake upstream process, named ``upstream@<target>`` (:func:`upstream_name`), so the
+upstream's own books (open streams, per-stream records) are that target's alone: no attribution by ids or by time
+is needed to say whose an upstream stream is. Bundled relays get theirs here (:func:`start_bundled_stack`), the
+user's launched and attached targets through :func:`start_upstreams`.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,9 +23,20 @@ from typing import Any
 from harness.capture.probe_client import ProbeLaunch
 from harness.errors import UsageError
 from harness.launch.process import ChildProcess, LaunchSpec, stop_all
+from harness.runfolder import UPSTREAM_PREFIX, owner_of, upstream_name
 from harness.units import argparse_type, parse_duration, parse_size
 
-__all__ = ["BUNDLED_RELAYS", "StackOptions", "add_stack_arguments", "parse_target_names", "start_bundled_stack"]
+__all__ = [
+    "BUNDLED_RELAYS",
+    "UPSTREAM_PREFIX",
+    "StackOptions",
+    "add_stack_arguments",
+    "owner_of",
+    "parse_target_names",
+    "start_bundled_stack",
+    "start_upstreams",
+    "upstream_name",
+]
 
 BUNDLED_RELAYS = ("eager", "lazy", "bounded")  # keep in step with targets.BUNDLED_RELAYS (not imported: aiohttp)
 
@@ -204,6 +220,9 @@ class StackOptions:
     ready_timeout_s: float = 15.0
     profile_nframe: int = 0
     """Frames per allocation traceback of the relays' tracemalloc probe; 0 = the relays run without it."""
+    upstream_per_target: bool = False
+    """One upstream per relay (``upstream@<relay>``, what a Locust run does) instead of one named ``upstream``
+    shared by every relay (``harness serve``, benchmarks, tests that read one upstream's books)."""
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, relays: Sequence[str]) -> StackOptions:
@@ -227,32 +246,60 @@ class StackOptions:
         )
 
 
-def _target_argv(module: str, host: str, *flags: str) -> list[str]:
-    return [sys.executable, "-m", f"targets.{module}", "--host", host, "--port", "0", *flags]
+def _target_argv(module: str, host: str, *flags: str, port: int = 0) -> list[str]:
+    return [sys.executable, "-m", f"targets.{module}", "--host", host, "--port", str(port), *flags]
+
+
+def start_upstreams(
+    owners: Sequence[str], options: StackOptions, log_dir: Path, ports: Mapping[str, int] | None = None
+) -> dict[str, ChildProcess]:
+    """One fake upstream per target in ``owners`` (on a free port, or ``ports[owner]``), each ready; target name ->
+    its upstream. On any failure every upstream already started is stopped before the error propagates."""
+    started: dict[str, ChildProcess] = {}
+    try:
+        for owner in owners:
+            name = upstream_name(owner)
+            argv = _target_argv("upstream", options.host, *options.upstream_argv, port=(ports or {}).get(owner, 0))
+            started[owner] = ChildProcess(LaunchSpec(name, argv), log_dir / f"{name}.log")
+        for child in started.values():
+            child.wait_ready(options.ready_timeout_s)
+    except BaseException:
+        stop_all(list(started.values()))
+        raise
+    return started
 
 
 def start_bundled_stack(options: StackOptions, log_dir: Path) -> list[ChildProcess]:
-    """Launch the upstream, then each relay pointed at it; return them once all answer (upstream first).
+    """Launch the upstreams, then each relay pointed at its own; return them once all answer (upstreams first).
 
-    On any failure every process already started is stopped before the error propagates.
+    Each relay gets its own upstream with ``options.upstream_per_target``; else one named ``upstream`` serves them
+    all. On any failure every process already started is stopped before the error propagates.
     """
     children: list[ChildProcess] = []
     try:
-        upstream = ChildProcess(
-            LaunchSpec("upstream", _target_argv("upstream", options.host, *options.upstream_argv)),
-            log_dir / "upstream.log",
-        )
-        children.append(upstream)
-        upstream_url = upstream.wait_ready(options.ready_timeout_s)
+        if not options.upstream_per_target:
+            shared = ChildProcess(
+                LaunchSpec("upstream", _target_argv("upstream", options.host, *options.upstream_argv)),
+                log_dir / "upstream.log",
+            )
+            children.append(shared)
+            shared_url = shared.wait_ready(options.ready_timeout_s)
+            upstream_urls = dict.fromkeys(options.relays, shared_url)
+        else:
+            upstreams = start_upstreams(options.relays, options, log_dir)
+            children += upstreams.values()
+            upstream_urls = {owner: str(child.url) for owner, child in upstreams.items()}
+        relays = []
         for name in options.relays:
-            argv = _target_argv(name, options.host, "--upstream", upstream_url, *options.relay_argv)
+            argv = _target_argv(name, options.host, "--upstream", upstream_urls[name], *options.relay_argv)
             spec = LaunchSpec(name, argv)
             if options.profile_nframe:
                 # The relay still prints its own "listening on" line, so readiness works as without the probe.
                 probe = ProbeLaunch.new(log_dir / f"{name}.probe-port", options.profile_nframe)
                 spec = LaunchSpec(name, probe.argv(argv[1:]), env=probe.env())
-            children.append(ChildProcess(spec, log_dir / f"{name}.log"))
-        for child in children[1:]:
+            relays.append(ChildProcess(spec, log_dir / f"{name}.log"))
+        children += relays
+        for child in relays:
             child.wait_ready(options.ready_timeout_s)
     except BaseException:
         stop_all(children)

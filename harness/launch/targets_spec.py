@@ -2,20 +2,27 @@
 each one is sent.
 
     --launch 'NAME=COMMAND'          start COMMAND (shlex-split, no shell) with {port} (a free port the harness
-                                     picks), {host} (127.0.0.1) and {upstream} (the fake upstream's URL, also in
-                                     $STREAM_HARNESS_UPSTREAM_URL); its port is also in $PORT and $STREAM_HARNESS_PORT
+                                     picks), {host} (127.0.0.1) and {upstream} (the URL of NAME's own fake upstream,
+                                     also in $STREAM_HARNESS_UPSTREAM_URL); its port is also in $PORT and
+                                     $STREAM_HARNESS_PORT
     --launch-ready NAME=PATH         ready once PATH answers 2xx (default: any HTTP answer on /)
     --launch-timeout DURATION        how long a launched target may take to become ready (default: 30s)
     --profile-launched N             run launched Python commands under the tracemalloc probe, N frames (0 = off)
-    --attach 'NAME=URL[,pid=PID]'    a server already running; with a PID its process tree is sampled from outside
+    --attach 'NAME=URL[,pid=PID][,upstream=PORT]'
+                                     a server already running; with a PID its process tree is sampled from
+                                     outside; with upstream=PORT the harness starts NAME's own fake upstream on
+                                     127.0.0.1:PORT (point the server at it; it may start before the upstream does)
+                                     and its books judge NAME's cancellation
     --request 'NAME=METHOD PATH'     what NAME is sent instead of POST /v1/chat/completions
     --request-body 'NAME=JSON'       its body template, or NAME=@file.json; {stream_id} and {max_tokens} are filled in
     --request-api NAME=sse|chunked   how NAME's answer is read (default: --stream-api)
 
 Every flag value is checked by Locust's parser (exit 2, naming the flag and the value); what spans flags (names
 unique across targets, a request for a target nobody named) is checked by :meth:`UserTargets.from_options`
-before anything is launched. A launched target that exits, never answers, or listens on another port stops the
-run with one :class:`TargetStartError` naming it, its exit code and its last output lines; nothing is left running.
+before anything is launched. Launching is in ``harness.launch.launched``.
+
+--target-url servers get no fake upstream: the harness knows nothing of what they call, so no cancellation figure
+is claimed for them (use --attach with upstream=PORT).
 """
 
 from __future__ import annotations
@@ -24,31 +31,24 @@ import json
 import logging
 import re
 import shlex
-import socket
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
-from harness.capture.probe_client import ProbeLaunch
-from harness.capture.program import parse_program
-from harness.errors import TargetStartError, UsageError
-from harness.launch.process import ChildProcess, LaunchSpec, stop_all
+from harness.errors import UsageError
 from harness.units import parse_duration
 
 __all__ = [
+    "LAUNCH_HOST",
+    "PORT_ENV",
     "UPSTREAM_ENV",
     "AttachTarget",
     "LaunchTarget",
     "RequestSpec",
     "UserTargets",
     "add_target_arguments",
-    "attach_warning",
-    "launch_targets",
     "parse_requests",
 ]
 
@@ -96,6 +96,8 @@ class AttachTarget:
     name: str
     url: str
     pid: int | None = None
+    upstream_port: int | None = None
+    """Where the harness starts this target's own fake upstream (``upstream=PORT``); None = no upstream of ours."""
 
     @property
     def port(self) -> int:
@@ -181,23 +183,29 @@ def _ready_path(text: str, *, what: str) -> tuple[str, str]:
 
 
 def parse_attach(text: str, *, what: str = "--attach") -> AttachTarget:
-    """``"mine=http://127.0.0.1:8080,pid=1234"`` -> AttachTarget."""
-    name, rest = _split_name(text, what=what, expected="'NAME=URL[,pid=PID]'")
-    url, _, options = rest.partition(",")
+    """``"mine=http://127.0.0.1:8080,pid=1234,upstream=9100"`` -> AttachTarget."""
+    expected = "'NAME=http://HOST:PORT[,pid=PID][,upstream=PORT]'"
+    name, rest = _split_name(text, what=what, expected=expected)
+    url, *options = rest.split(",")
     parts = urlsplit(url.strip())
     try:
         parts.port  # noqa: B018  (raises ValueError on a bad port)
     except ValueError:
         parts = urlsplit("")
     if parts.scheme != "http" or not parts.hostname:
-        raise UsageError(f"{what} takes 'NAME=http://HOST:PORT[,pid=PID]', but got {text!r}")
-    pid: int | None = None
-    if options.strip():
-        key, equals, value = options.strip().partition("=")
-        if key.strip() != "pid" or not equals or not value.strip().isdigit() or int(value) < 1:
-            raise UsageError(f"{what} takes 'NAME=URL[,pid=PID]' with PID a whole number >= 1, but got {text!r}")
-        pid = int(value)
-    return AttachTarget(name, url.strip().rstrip("/"), pid)
+        raise UsageError(f"{what} takes {expected}, but got {text!r}")
+    found: dict[str, int] = {}
+    for option in options:
+        key, equals, value = option.strip().partition("=")
+        key = key.strip()
+        number = int(value) if value.strip().isdigit() else 0
+        top = 65535 if key == "upstream" else 2**31
+        if key not in ("pid", "upstream") or key in found or not equals or not 1 <= number <= top:
+            raise UsageError(
+                f"{what} takes {expected} with PID a whole number >= 1 and PORT one from 1 to 65535, but got {text!r}"
+            )
+        found[key] = number
+    return AttachTarget(name, url.strip().rstrip("/"), found.get("pid"), found.get("upstream"))
 
 
 def _request_line(text: str, *, what: str) -> tuple[str, RequestSpec]:
@@ -283,8 +291,9 @@ def add_target_arguments(parser: Any) -> None:
     parser.add_argument(
         "--attach",
         type=argparse_type(_checked(parse_attach), "--attach"),
-        metavar="'NAME=URL[,pid=PID]'",
-        help="load a server already running; sample its process tree when PID is given (repeatable)",
+        metavar="'NAME=URL[,pid=PID][,upstream=PORT]'",
+        help="load a server already running; sample its process tree when PID is given; start its own fake "
+        "upstream on 127.0.0.1:PORT with upstream=PORT (repeatable)",
         **repeat,
         **extra,
     )
@@ -378,137 +387,3 @@ class UserTargets:
 
 def _with_ready(target: LaunchTarget, ready_path: str | None) -> LaunchTarget:
     return LaunchTarget(target.name, target.command, target.argv_template, ready_path)
-
-
-# -- launching ----------------------------------------------------------------------------------------------------
-def free_port(host: str = LAUNCH_HOST) -> int:
-    """A port free right now (the launched server binds it a moment later; a race nobody else on loopback runs)."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _is_python(argv: Sequence[str]) -> bool:
-    try:
-        parse_program(argv)
-    except UsageError:
-        return False
-    return True
-
-
-def launch_targets(
-    launches: Sequence[LaunchTarget],
-    *,
-    upstream_url: str | None,
-    log_dir: Path,
-    timeout_s: float,
-    profile_nframe: int = 0,
-) -> list[ChildProcess]:
-    """Start every launched target and wait until each answers; on any failure stop them all, then raise."""
-    children: list[ChildProcess] = []
-    try:
-        for target in launches:
-            if target.needs_upstream and upstream_url is None:
-                raise TargetStartError(f"launched target {target.name!r} needs {{upstream}}, but no upstream runs")
-            port = free_port()
-            argv = target.argv(port=port, upstream_url=upstream_url or "")
-            env = {PORT_ENV: str(port), "PORT": str(port)}
-            if upstream_url:
-                env[UPSTREAM_ENV] = upstream_url
-            if profile_nframe and _is_python(argv):
-                # The probe runs the program in the harness's own Python (it imports harness.capture.probe).
-                probe = ProbeLaunch.new(log_dir / f"{target.name}.probe-port", profile_nframe)
-                argv, env = probe.argv(argv), env | probe.env()
-            elif profile_nframe:
-                log.info("%s is not a Python command: psutil samples only, no tracemalloc", target.name)
-            spec = LaunchSpec(target.name, argv, target.ready_path, f"http://{LAUNCH_HOST}:{port}", env)
-            children.append(ChildProcess(spec, log_dir / f"{target.name}.log"))
-        for child in children:
-            wait_answering(child, timeout_s)
-    except BaseException:
-        stop_all(children, grace_s=STOP_GRACE_S)
-        raise
-    return children
-
-
-def _answers(url: str, *, any_status: bool) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1.0) as response:
-            return 200 <= int(response.status) < 300
-    except urllib.error.HTTPError:
-        return any_status  # an HTTP answer all the same
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
-
-
-def _tail(child: ChildProcess) -> str:
-    lines = child.last_lines(TAIL_LINES)
-    return " | ".join(lines) if lines else "(no output)"
-
-
-def listening_ports(pid: int) -> set[int]:
-    """TCP ports the process and its descendants listen on (empty if it cannot be read)."""
-    import psutil
-
-    ports: set[int] = set()
-    try:
-        root = psutil.Process(pid)
-        processes = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return ports
-    for process in processes:
-        try:
-            connections = process.net_connections(kind="tcp")
-        except psutil.Error:
-            continue
-        ports.update(c.laddr.port for c in connections if c.status == psutil.CONN_LISTEN and c.laddr)
-    return ports
-
-
-def wait_answering(child: ChildProcess, timeout_s: float) -> None:
-    """Block until the launched target answers at its URL; else stop it and raise TargetStartError."""
-    assert child.url is not None
-    path = child.spec.ready_path or "/"
-    port = urlsplit(child.url).port
-    deadline = time.monotonic() + timeout_s
-    while True:
-        code = child.poll()
-        if code is not None:
-            raise TargetStartError(
-                f"launched target {child.name!r} exited with code {code} before it answered on {child.url}; "
-                f"last output: {_tail(child)}"
-            )
-        if _answers(child.url + path, any_status=child.spec.ready_path is None):
-            return
-        if time.monotonic() >= deadline:
-            others = sorted(listening_ports(child.pid) - {port} if port else set())
-            code = child.stop(STOP_GRACE_S)
-            where = (
-                f"it listens on port {', '.join(map(str, others))} instead (use {{port}} or $PORT in its command)"
-                if others
-                else f"{child.url}{path} never answered"
-            )
-            raise TargetStartError(
-                f"launched target {child.name!r} was not ready after {timeout_s:g} s: {where}; "
-                f"stopped it (exit code {code}); last output: {_tail(child)}"
-            )
-        time.sleep(0.1)
-
-
-def attach_warning(target: AttachTarget) -> str | None:
-    """One sentence when the attached PID is gone or does not listen on the URL's port; else None."""
-    if target.pid is None:
-        return None
-    import psutil
-
-    if not psutil.pid_exists(target.pid):
-        return f"attached target {target.name!r}: pid {target.pid} does not exist; its server figures will be missing"
-    ports = listening_ports(target.pid)
-    if target.port not in ports:
-        found = ", ".join(map(str, sorted(ports))) or "no port (or none it may read)"
-        return (
-            f"attached target {target.name!r}: pid {target.pid} does not listen on port {target.port} of {target.url} "
-            f"(it listens on {found}); are the samples of the right process?"
-        )
-    return None

@@ -51,7 +51,8 @@ def test_launched_servers_show_what_they_really_do_when_clients_leave(tmp_path: 
     ) as run:  # fmt: skip
         assert run.wait(110) == 0, run.output()[-3000:]
         targets = summary(run.folder())["targets"]
-        assert set(targets) == {"upstream", "fastapi-eager", "fastapi-lazy", "node"}
+        names = ("fastapi-eager", "fastapi-lazy", "node")
+        assert set(targets) == {*names, *(f"upstream@{name}" for name in names)}  # each with its own upstream
         for name in ("fastapi-eager", "fastapi-lazy", "node"):
             assert targets[name]["upstream"]["basis"] == "stream ids"  # matched through the forwarded X-Request-ID
             assert targets[name]["memory"]["available"] is not False  # its process tree was sampled

@@ -55,7 +55,7 @@ def test_target_that_never_becomes_ready_stops_everything(tmp_path: Path) -> Non
         output = run.output()
         error = [line for line in output.splitlines() if line.startswith("locust: error:")]
         assert len(error) == 1, output
-        assert "'upstream'" in error[0]
+        assert "'upstream@" in error[0]  # each relay's own upstream starts first
         assert "last output" in error[0]
         assert "Traceback" not in output
         assert run.meta()["status"] == "interrupted"
@@ -67,7 +67,7 @@ def test_sigint_mid_run_stops_the_stack(tmp_path: Path) -> None:
     with locust(tmp_path, "-f", DISCONNECTS, "--headless") as run:
         run.wait_for("phase start", run.phase_started)
         pids = [target["pid"] for target in run.meta()["targets"]]
-        assert len(pids) == 4
+        assert len(pids) == 6  # three relays, each with its own upstream
         assert all(psutil.pid_exists(pid) for pid in pids)
         os.kill(run.proc.pid, signal.SIGINT)
         assert run.wait(30) == 128 + signal.SIGINT
@@ -94,7 +94,7 @@ def test_a_target_dying_mid_run_ends_the_test_as_a_failure(tmp_path: Path) -> No
 def test_web_ui_keeps_the_stack_up_between_test_runs(tmp_path: Path) -> None:
     port = free_port()
     with locust(tmp_path, "-f", DISCONNECTS, "--web-host", "127.0.0.1", "--web-port", str(port)) as run:
-        run.wait_for("stack", lambda: len(run.meta()["targets"]) == 4)
+        run.wait_for("stack", lambda: len(run.meta()["targets"]) == 6)
         pids = sorted(target["pid"] for target in run.meta()["targets"])
         base = f"http://127.0.0.1:{port}"
         form = urllib.parse.urlencode({"user_count": "1", "spawn_rate": "1", "scenario_scale": "0.05"}).encode()
