@@ -26,7 +26,7 @@ def run_scenario(
         assert_all_gone(run.tag)
         meta = run.meta()
         assert meta["status"] == "complete"
-        assert {target["name"] for target in meta["targets"]} == TARGETS | {"upstream"}
+        assert {target["name"] for target in meta["targets"]} == TARGETS | {f"upstream@{name}" for name in TARGETS}
         clients = run.table("clients")
         phases = phase_windows(run.table("events"))
     assert clients

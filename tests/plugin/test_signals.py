@@ -57,7 +57,7 @@ def test_sigterm_while_the_targets_start_stops_everything(tmp_path: Path) -> Non
 def test_sigterm_of_the_web_ui_exits_non_zero_after_the_stop(tmp_path: Path) -> None:
     port = free_port()
     with locust(tmp_path, "-f", DISCONNECTS, "--web-host", "127.0.0.1", "--web-port", str(port)) as run:
-        run.wait_for("stack", lambda: len(run.meta()["targets"]) == 4, timeout_s=60)
+        run.wait_for("stack", lambda: len(run.meta()["targets"]) == 6, timeout_s=60)  # 3 relays, 3 upstreams
         os.kill(run.proc.pid, signal.SIGTERM)
         assert run.wait(30) == 128 + signal.SIGTERM, run.output()[-3000:]
         assert run.meta()["interrupted_by"] == "SIGTERM"
