@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from harness.launch import supervisor
-from tests.plugin.test_hooks import DISCONNECTS, assert_all_gone, locust, tagged_processes
+from tests.support import DISCONNECTS, assert_all_gone, locust, tagged_processes
 
 PY = shlex.quote(sys.executable)
 # sh stays the launched process; the server is its child (Locust's grandchild), which PDEATHSIG never reaches.
