@@ -23,7 +23,7 @@ from harness.analyse.upstream import match_streams
 from harness.report.chart_base import Chart, finish, fit_axes
 from harness.report.charts import comparison_colors, comparison_memory_chart
 from harness.report.compare_stats import CompareLimits, Comparison, compare_values, holm
-from harness.report.formats import count, seconds, share, when
+from harness.report.formats import count, seconds, when
 from harness.report.page import environment, figures, plotly_js, write_atomically
 from harness.report.verdicts import checks_of, headline_rows, state_class
 
@@ -81,7 +81,8 @@ DISTRIBUTIONS = (
 def _number(value: float | None, unit: str) -> str:
     if value is None:
         return "—"
-    return f"{value:,.1f} ms" if unit == "ms" else f"{value:,.1f} {unit}"
+    digits = 1 if abs(value) >= 1 or value == 0 else 3  # sub-millisecond gaps keep their figures
+    return f"{value:,.{digits}f} {unit}"
 
 
 def _change_text(comparison: Comparison, unit: str) -> str:
@@ -224,7 +225,11 @@ def render_comparison(runs: Sequence[Run], limits: CompareLimits | None = None) 
                 }
                 for label, run, summary in runs
             ],
-            limits={"alpha": f"{limits.alpha:g}", "share": share(limits.large_share), "ms": f"{limits.large_ms:g} ms"},
+            limits={
+                "alpha": f"{limits.alpha:g}",
+                "share": f"{limits.large_share:.0%}",
+                "ms": f"{limits.large_ms:g} ms",
+            },
             verdict_rows=_verdict_rows(runs),
             distribution_rows=_distribution_rows(runs, names, limits),
             single_rows=_single_rows(runs, names),

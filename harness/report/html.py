@@ -114,7 +114,8 @@ def render_report(run: RunData, summary: dict[str, Any]) -> str:
     targets = summary["targets"]
     names = list(targets)
     checks = checks_of(summary)
-    judged = list(dict.fromkeys(check.target for check in checks))
+    headline = headline_rows(summary, names, checks)
+    headline_names = [name for i, name in enumerate(names) if any(row.values[i] != "—" for row in headline)]
     with_clients = [name for name in names if targets[name]["clients"].get("available")]
     run_info = summary["run"]
     return (
@@ -131,11 +132,11 @@ def render_report(run: RunData, summary: dict[str, Any]) -> str:
             notes=summary.get("notes", []),
             checks=checks,
             state_class=state_class,
-            judged=judged,
             colors=colors,
             targets=targets,
             target_names=names,
-            headline=headline_rows(summary, names, checks),
+            headline=headline_rows(summary, headline_names, checks),
+            headline_names=headline_names,
             memory_rows=_rows(summary, names, "memory", _MEMORY_ROWS),
             traced_rows=_rows(summary, names, "traced_memory", _TRACED_ROWS),
             cancel_rows=_rows(summary, names, "cancellation", _CANCEL_ROWS),

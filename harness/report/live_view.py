@@ -7,9 +7,9 @@ run folder here too):
   poll): per target, RSS and its growth since the first sample, the relay's own buffered bytes, upstream streams
   open, client streams open, and upstream streams beyond the client streams (orphans); its first row gives the
   address of the chart page and, once a test stopped, of its report;
-- a **chart page** at ``/stream-harness/live``: memory per target and upstream vs client streams per target,
-  updating every two seconds, drawn with plotly served from the installed package (no network needed); after the
-  test stops it links to ``/stream-harness/report``, which serves the run's report.html.
+- a **chart page** at ``/stream-harness/live``: the report's own charts for the data so far (harness.report.live_page,
+  from ``/stream-harness/charts``), redrawn every three seconds, with plotly served from the installed package (no
+  network needed); after the test stops it links to ``/stream-harness/report``, which serves the run's report.html.
 """
 
 from __future__ import annotations
@@ -22,11 +22,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from harness.report.live_page import LiveCharts, live_page
 from harness.runfolder import RunFolder
 
-__all__ = ["LIVE_PATH", "CsvTail", "LiveData", "install_live_view"]
+__all__ = ["CHARTS_PATH", "LIVE_PATH", "CsvTail", "LiveData", "install_live_view"]
 
 LIVE_PATH = "/stream-harness/live"
+CHARTS_PATH = "/stream-harness/charts"
+DATA_PATH = "/stream-harness/data"
 TAB_KEY = "stream-harness"
 _MAX_POINTS = 4000
 """Per series kept in memory for the chart page; older points are thinned out."""
@@ -185,6 +188,7 @@ def install_live_view(
     from flask import Response, request, send_file
 
     state: dict[str, LiveData] = {}
+    state_charts: dict[str, LiveCharts] = {}
 
     def data() -> LiveData | None:
         current = folder()
@@ -213,8 +217,23 @@ def install_live_view(
         return response
 
     @web_ui.app.route(LIVE_PATH)  # type: ignore[untyped-decorator]
-    def live_page() -> Any:
-        return Response(_PAGE, mimetype="text/html")
+    def live_chart_page() -> Any:
+        return Response(live_page(CHARTS_PATH, DATA_PATH), mimetype="text/html")
+
+    @web_ui.app.route(CHARTS_PATH)  # type: ignore[untyped-decorator]
+    def live_charts() -> Any:
+        current = folder()
+        if current is None:
+            return Response(json.dumps({"charts": [], "waiting": "no test started yet"}), mimetype="application/json")
+        charts = state_charts.get("charts")
+        if charts is None or charts.folder != current.path:
+            charts = state_charts["charts"] = LiveCharts(current.path)
+        # Building the charts is CPU work (pandas, plotly): a native thread keeps the gevent loop, and so the users'
+        # timestamps, running meanwhile.
+        import gevent
+
+        answer = gevent.get_hub().threadpool.spawn(charts.answer).get(timeout=60)
+        return Response(answer, mimetype="application/json")
 
     @web_ui.app.route("/stream-harness/plotly.js")  # type: ignore[untyped-decorator]
     def plotly_js() -> Any:
@@ -222,7 +241,7 @@ def install_live_view(
 
         return Response(get_plotlyjs(), mimetype="application/javascript", headers={"Cache-Control": "max-age=3600"})
 
-    @web_ui.app.route("/stream-harness/data")  # type: ignore[untyped-decorator]
+    @web_ui.app.route(DATA_PATH)  # type: ignore[untyped-decorator]
     def live_json() -> Any:
         try:
             since = float(request.args.get("since", "0"))
@@ -240,73 +259,3 @@ def install_live_view(
         if path is None or not path.is_file():
             return Response("no report yet: it is written when a test stops", status=404, mimetype="text/plain")
         return send_file(path, mimetype="text/html")
-
-
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>stream-harness: live server side</title>
-<link rel="icon" href="data:,">
-<script src="/stream-harness/plotly.js"></script>
-<style>body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}p.hint{color:#555;font-style:italic}
-#report{font-size:1.1em;margin:.5em 0}.chart{height:340px}</style></head>
-<body>
-<h1>Server side, live</h1>
-<div id="report">The report link appears here when the test stops.</div>
-<h2>Server memory (RSS)</h2>
-<p class="hint">A server that respects back-pressure stays flat after the warm-up; one that buffers for slow readers
-climbs while they are connected.</p>
-<div id="memory" class="chart" data-drawn="0"></div>
-<h2>Upstream streams against client streams</h2>
-<p class="hint">Upstream streams should follow client streams down; upstream streams above the client line belong
-to clients that already left.</p>
-<div id="streams" class="chart" data-drawn="0"></div>
-<script>
-"use strict";
-const series = {};
-let since = 0, start = null;
-function merge(payload) {
-  start = payload.start;
-  for (const [target, named] of Object.entries(payload.series)) {
-    series[target] = series[target] || {};
-    for (const [name, points] of Object.entries(named)) {
-      const into = (series[target][name] = series[target][name] || []);
-      for (const p of points) { into.push(p); }
-      if (points.length && start !== null) { since = Math.max(since, start + points[points.length - 1][0]); }
-    }
-  }
-}
-function traces(names, scale) {
-  const out = [];
-  for (const [target, named] of Object.entries(series).sort()) {
-    for (const name of names) {
-      const pts = named[name];
-      if (!pts || !pts.length) { continue; }
-      out.push({x: pts.map(p => p[0]), y: pts.map(p => p[1] / scale), mode: "lines", type: "scatter",
-                name: names.length > 1 ? target + " " + name.replace("_open", "") : target,
-                line: {dash: name === "clients_open" ? "dot" : "solid"}});
-    }
-  }
-  return out;
-}
-function draw(id, data, ytitle) {
-  const element = document.getElementById(id);
-  const layout = {margin: {t: 10}, xaxis: {title: {text: "seconds since start"}}, yaxis: {title: {text: ytitle}}};
-  Plotly.react(element, data, layout, {responsive: true}).then(() => { element.dataset.drawn = "1"; });
-}
-async function poll() {
-  try {
-    const answer = await fetch("/stream-harness/data?since=" + since);
-    const payload = await answer.json();
-    merge(payload);
-    draw("memory", traces(["rss_bytes"], 1048576), "RSS (MiB)");
-    draw("streams", traces(["upstream_open", "clients_open"], 1), "streams");
-    if (payload.report) {
-      document.getElementById("report").innerHTML = '<a id="report-link" href="' + payload.report +
-        '">Open the report of the last test</a>';
-    }
-  } finally {
-    setTimeout(poll, 2000);
-  }
-}
-poll();
-</script></body></html>
-"""

@@ -61,27 +61,32 @@ def streams_chart(ctx: ChartContext) -> Chart:
         means = _windowed(ctx, name, match_streams(ctx.run, name))
         fig.add_trace(line(ctx, name, means["t"], means["clients"], label=f"{name} clients", line={"shape": "hv"}))
         if "upstream" in means:
-            fig.add_trace(
-                line(
-                    ctx,
-                    name,
-                    means["t"],
-                    means["upstream"],
-                    label=f"{name} upstream",
-                    line={"shape": "hv", "dash": "dash"},
-                )
+            x, y, label = means["t"], means["upstream"], f"{name} upstream"
+        else:  # no per-stream records yet (mid-run) or none matched: the relay's own count
+            counted = _relay_counts(ctx, name)
+            x, y, label = (
+                ctx.relative(counted["t"]),
+                counted["open_upstream_streams"],
+                f"{name} upstream (relay's count)",
             )
+        if len(x):
+            fig.add_trace(line(ctx, name, x, y, label=label, line={"shape": "hv", "dash": "dash"}))
     if not fig.data:
         return Chart("streams", title, look, None, "No relay targets with client streams in this run.")
     return Chart("streams", title, look, time_chart(fig, ctx, "streams open (mean per window)"))
 
 
-def _stats_orphans(ctx: ChartContext, name: str) -> pd.DataFrame:
-    """Upstream streams beyond connected clients as the relay itself counts them (when ids could not be matched)."""
+def _relay_counts(ctx: ChartContext, name: str) -> pd.DataFrame:
+    """The relay's own stats rows with both stream counts."""
     stats = ctx.run.stats
-    rows = stats[(stats["target"] == name) & (stats["ok"] == 1)].dropna(
+    return stats[(stats["target"] == name) & (stats["ok"] == 1)].dropna(
         subset=["t", "open_upstream_streams", "active_client_streams"]
     )
+
+
+def _stats_orphans(ctx: ChartContext, name: str) -> pd.DataFrame:
+    """Upstream streams beyond connected clients as the relay itself counts them (when ids could not be matched)."""
+    rows = _relay_counts(ctx, name)
     return pd.DataFrame(
         {"t": rows["t"], "orphans": (rows["open_upstream_streams"] - rows["active_client_streams"]).clip(lower=0)}
     )

@@ -19,7 +19,7 @@ _CHARTS_JS = """
     const xs = categoricalX ? [] : Array.from(t.x || []).map(number).filter(v => v !== null && Number.isFinite(v));
     return {
       name: t.name, group: t.legendgroup || null, _i: t.index, type: t.type, points: ys.length,
-      color: (t.line && t.line.color) || (t.marker && t.marker.color) || null, xs, ys,
+      color: (t.type === 'scatter' ? t.line && t.line.color : t.marker && t.marker.color) || null, xs, ys,
     };
   });
   return {id: div.id, x: axis('xaxis'), y: axis('yaxis'), traces};

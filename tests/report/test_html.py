@@ -1,13 +1,10 @@
 """report.html and the comparison page: self-contained, every chart or the sentence why not, verdicts, CLI.
 
-The browser test opens the report of a real short Locust run of the bundled stack in Debian's headless Chromium.
+Reports of real runs in a browser: test_pages_in_browser.py.
 """
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -15,7 +12,6 @@ import pytest
 
 from harness.cli import main
 from harness.report.html import REPORT, write_report
-from tests.browser import launch, needs_chromium, watch_errors
 from tests.runfolders import MIB, CraftedRun, flat, leak, leaving_streams, slow_readers
 
 REPO = Path(__file__).resolve().parents[2]
@@ -113,67 +109,3 @@ def test_cli_report_prints_the_path_and_refuses_bad_folders(tmp_path: Path, caps
     out = tmp_path / "c.html"
     assert main(["compare", str(folder), str(folder), "--out", str(out)]) == 0
     assert capsys.readouterr().out.strip() == str(out)
-
-
-# -- the browser test -----------------------------------------------------------------------------------------------
-def _real_short_run(tmp_path: Path) -> Path:
-    """A real headless Locust run of the disconnects scenario against the bundled stack, about 12 s."""
-    command = [
-        str(Path(sys.executable).with_name("locust")),
-        "-f",
-        str(REPO / "locustfiles" / "disconnects.py"),
-        "--headless",
-        "--scenario-scale",
-        "0.25",
-        "--run-dir",
-        str(tmp_path),
-        "--only-summary",
-    ]
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=100, check=False)
-    folders = [path for path in tmp_path.iterdir() if path.is_dir()]
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert f"report: {folders[0] / REPORT}" in result.stderr
-    assert len(folders) == 1, folders
-    return folders[0]
-
-
-@pytest.mark.slow
-@needs_chromium
-def test_report_of_a_real_run_draws_in_headless_chromium(tmp_path: Path) -> None:
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="needs the playwright package (pip install playwright)"
-    )
-    folder = _real_short_run(tmp_path)
-    report = folder / REPORT  # written by the Locust plugin at the end of the run
-    assert report.is_file()
-    summary = json.loads((folder / "summary.json").read_text())
-    expected = {"memory", "tokens", "latency", "timings"} | {
-        f"streams-{name}" for name, target in summary["targets"].items() if target["role"] == "relay"
-    }
-    with sync_api.sync_playwright() as playwright:
-        browser = launch(playwright)
-        try:
-            page = browser.new_page()
-            errors = watch_errors(page)
-            requests: list[str] = []
-            page.on("request", lambda request: requests.append(request.url))
-            page.goto(report.as_uri())
-            page.wait_for_function(
-                "n => document.querySelectorAll('.chart[data-drawn=\"1\"]').length >= n",
-                arg=len(expected),
-                timeout=30_000,
-            )
-            drawn = page.eval_on_selector_all(
-                ".chart", "nodes => nodes.filter(n => n.querySelector('svg.main-svg')).map(n => n.dataset.chart)"
-            )
-            states = page.eval_on_selector_all(
-                "#verdict-table td[data-check='cancellation']",
-                "cells => Object.fromEntries(cells.map(c => [c.dataset.target, c.dataset.state]))",
-            )
-        finally:
-            browser.close()
-    assert errors == []
-    assert [url for url in requests if not url.startswith("file:")] == []
-    assert set(drawn) == expected
-    assert states["eager"] == "fail"
-    assert states["lazy"] == "pass"

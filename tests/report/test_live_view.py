@@ -12,6 +12,7 @@ import pytest
 from harness.report.live_view import LIVE_PATH, CsvTail, LiveData
 from harness.runfolder import TABLES, RunFolder
 from tests.browser import launch, needs_chromium, watch_errors
+from tests.report.page_checks import charts, legend_colors, problems
 from tests.support import DISCONNECTS, free_port, locust, wait_until
 
 
@@ -109,13 +110,32 @@ def test_live_view_during_a_web_ui_run(tmp_path: Path) -> None:
                 page.goto(f"{base}/?tab=stream-harness")
                 page.get_by_text(f"open {LIVE_PATH}").wait_for(timeout=20_000)
                 page.goto(base + LIVE_PATH)
-                for chart in ("memory", "streams"):
-                    page.wait_for_selector(f'#{chart}[data-drawn="1"] svg.main-svg', timeout=20_000)
-                traces = page.evaluate("document.getElementById('memory').data.map(t => t.name)")
-                assert {"upstream", "eager", "lazy", "bounded"} <= set(traces)
+                # the report's charts for the data so far, redrawn while the test runs
+                page.wait_for_selector('#chart-memory[data-drawn="1"] svg.main-svg', timeout=30_000)
+                page.wait_for_selector('#chart-orphans[data-drawn="1"] svg.main-svg', timeout=30_000)
+                live = charts(page)
+                assert problems(live) == []
+                live_colors = legend_colors(live)
+                assert {"upstream", "eager", "lazy", "bounded"} <= set(live_colors)
+                first = {chart["id"]: sum(t["points"] for t in chart["traces"]) for chart in live}
+                assert wait_until(
+                    lambda: (
+                        sum(t["points"] for c in charts(page) if c["id"] == "chart-memory" for t in c["traces"])
+                        > first["chart-memory"]
+                    ),
+                    20,
+                )  # it updates
                 page.wait_for_selector("#report-link", timeout=60_000)  # the test stopped
                 page.click("#report-link")
                 page.wait_for_selector("#verdict-table", timeout=20_000)
+                page.wait_for_function(
+                    "document.querySelectorAll('.chart').length == "
+                    "document.querySelectorAll('.chart[data-drawn=\"1\"]').length",
+                    timeout=30_000,
+                )
+                report = charts(page)
+                assert problems(report) == []
+                assert legend_colors(report) == live_colors  # the same colour per target in both
             finally:
                 browser.close()
         assert errors == []

@@ -1,0 +1,18 @@
+"""A short scenario for the comparison tests: clients reading whole short streams, about 10 s."""
+
+from locust import constant
+
+from harness import Behaviour, Phase, PhasedShape, StreamingUser
+
+
+class Reader(StreamingUser):
+    behaviour = Behaviour(read="fast")
+    wait_time = constant(0.1)
+
+
+class Short(PhasedShape):
+    phases = (
+        Phase("warm-up", 2, users=4, user_classes=(Reader,)),
+        Phase("load", 6, users=6, spawn_rate=6, user_classes=(Reader,)),
+        Phase("drain", 2),
+    )

@@ -1,0 +1,161 @@
+"""The report and the comparison of real runs, loaded in Debian's headless Chromium as a person would open them.
+
+Per page: every chart has data, every data point lies inside the axis range the browser drew, each target has one
+colour in every chart (the report's palette, in meta.json's order), no console error, no request leaves the file.
+The top of each bundled scenario's report is saved to test-screenshots/ (not committed) to be looked at.
+The comparison: two runs of one scenario and stack mark no figure as changed; a deliberately slower relay's time
+to first token is marked as a change beyond noise.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.cli import main
+from harness.report.html import REPORT
+from harness.report.palette import target_colors
+from tests.browser import launch, needs_chromium, watch_errors
+from tests.report.page_checks import charts, legend_colors, problems
+from tests.support import REPO, locust
+
+pytestmark = [pytest.mark.slow, needs_chromium]
+sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright package (pip install playwright)")
+
+SCENARIOS = ("disconnects", "mixed", "slow_readers")
+SCREENSHOTS = REPO / "test-screenshots"
+_ALL_DRAWN = (
+    "document.querySelectorAll('.chart').length > 0 && "
+    "document.querySelectorAll('.chart').length == document.querySelectorAll('.chart[data-drawn=\"1\"]').length"
+)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as playwright:
+        chromium = launch(playwright)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture(scope="module")
+def scenario_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One short real run of each bundled scenario, the relays under the probe (the demo's way)."""
+    root = tmp_path_factory.mktemp("scenarios")
+    folders = {}
+    for name in SCENARIOS:
+        (root / name).mkdir()
+        args = ("-f", f"locustfiles/{name}.py", "--headless", "--scenario-scale", "0.2", "--profile-nframe", "1")
+        with locust(root / name, *args, "--only-summary") as run:
+            assert run.wait(120) == 0, run.output()[-3000:]
+            folders[name] = run.folder()
+    return folders
+
+
+def _open(browser: Any, path: Path) -> tuple[Any, list[str], list[str]]:
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors = watch_errors(page)
+    outside: list[str] = []
+    page.on("request", lambda request: outside.append(request.url) if not request.url.startswith("file:") else None)
+    page.goto(path.as_uri())
+    page.wait_for_function(_ALL_DRAWN, timeout=30_000)
+    return page, errors, outside
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_report_of_each_bundled_scenario(browser: Any, scenario_runs: dict[str, Path], scenario: str) -> None:
+    folder = scenario_runs[scenario]
+    summary = json.loads((folder / "summary.json").read_text())
+    meta = json.loads((folder / "meta.json").read_text())
+    page, errors, outside = _open(browser, folder / REPORT)
+    try:
+        SCREENSHOTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"report-top-{scenario}.png"))
+        drawn = charts(page)
+        states = page.eval_on_selector_all(
+            "#verdict-table td[data-state]",
+            "cells => cells.map(c => [c.dataset.target, c.dataset.check, c.dataset.state])",
+        )
+    finally:
+        page.close()
+    assert errors == []
+    assert outside == []
+    assert problems(drawn) == []
+    assert {chart["id"] for chart in drawn} >= {"chart-memory", "chart-traced", "chart-cpu", "chart-ttft"}
+    expected = target_colors((t["name"], t["role"]) for t in meta["targets"])
+    assert legend_colors(drawn) == {name: color for name, color in expected.items() if name in legend_colors(drawn)}
+    assert set(legend_colors(drawn)) >= {"eager", "lazy", "bounded"}
+    # exactly the summary's checks, nothing recomputed
+    shown = {(target, check): state for target, check, state in states}
+    if "checks" in summary:
+        listed = summary["checks"] if isinstance(summary["checks"], list) else []
+        assert {(c["target"], c["check"]) for c in listed} == set(shown)
+    else:
+        for name, target in summary["targets"].items():
+            for check, verdict in target["verdicts"].items():
+                if target["role"] != "upstream":
+                    assert shown[(name, check)] == {"n/a": "not judged"}.get(verdict["state"], verdict["state"])
+    if scenario == "disconnects":
+        assert shown[("eager", "cancellation")] == "fail"
+        assert shown[("lazy", "cancellation")] == "pass"
+
+
+def _slow_relay_run(root: Path, delay_s: float) -> Path:
+    command = f"relay={sys.executable} -m tests.report.slow_relay {delay_s} --host {{host}} --port {{port}} "
+    command += "--upstream {upstream}"
+    args = ("-f", "tests/report/compare_scenario.py", "--headless", "--launch", command)
+    with locust(root, *args, "--upstream-tokens", "20", "--upstream-rate", "0", "--only-summary") as run:
+        assert run.wait(90) == 0, run.output()[-3000:]
+        return run.folder()
+
+
+@pytest.fixture(scope="module")
+def compare_runs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """The same relay twice, then slower by 300 ms per stream."""
+    root = tmp_path_factory.mktemp("compare")
+    runs = []
+    for name, delay in (("a", 0.0), ("b", 0.0), ("slow", 0.3)):
+        (root / name).mkdir()
+        runs.append(_slow_relay_run(root / name, delay))
+    return runs
+
+
+def _marks(page: Any) -> dict[tuple[str, str], str]:
+    cells = page.eval_on_selector_all(
+        "#distribution-table td[data-run='1']",
+        "cells => cells.map(c => [c.dataset.target, c.dataset.figure, c.dataset.mark])",
+    )
+    return {(target, figure): mark for target, figure, mark in cells}
+
+
+def test_compare_marks_only_changes_beyond_noise(browser: Any, compare_runs: list[Path], tmp_path: Path) -> None:
+    same, slower = tmp_path / "same.html", tmp_path / "slower.html"
+    reference, again, slow = compare_runs
+    assert main(["compare", str(reference), str(again), "--out", str(same)]) == 0
+    assert main(["compare", str(reference), str(slow), "--out", str(slower)]) == 0
+    found = {}
+    for out in (same, slower):
+        page, errors, outside = _open(browser, out)
+        try:
+            drawn = charts(page)
+            found[out.stem] = _marks(page)
+            if out is slower:
+                SCREENSHOTS.mkdir(exist_ok=True)
+                page.screenshot(path=str(SCREENSHOTS / "compare-slower-relay.png"), full_page=True)
+        finally:
+            page.close()
+        assert errors == []
+        assert outside == []
+        assert problems(drawn) == []
+        assert set(legend_colors(drawn)) == {"upstream", "relay"}
+    assert found["same"], "no per-stream figure compared"
+    assert {key: mark for key, mark in found["same"].items() if mark} == {}
+    assert found["slower"][("relay", "ttft")] == "worse"
+    assert found["slower"][("relay", "ttfb")] == "worse"
