@@ -196,7 +196,7 @@ def add_stack_arguments(parser: Any, *, web_ui: bool = False) -> None:
         default=0,
         metavar="N",
         help="run the bundled relays under the tracemalloc probe keeping N frames per allocation "
-        "(0 = off; at 1 the relays run 2.5-4x slower) (default: 0)",
+        "(0 = off; at 1 the relays run 2.5-4x slower) (default: %(default)s)",
         **extra,
     )
     parser.add_argument(
