@@ -118,7 +118,7 @@ def flag_rows(parser: argparse.ArgumentParser, *, skip: Iterable[str] = ()) -> l
         mismatch = default_mismatch(action, meaning)
         if mismatch:
             raise ValueError(f"{_flag(action)} of {parser.prog!r}: {mismatch}")
-        rows.append((action, (_flag(action), _cell(meaning + (" (required)" if action.required else "")))))
+        rows.append((action, (_cell(_flag(action)), _cell(meaning + (" (required)" if action.required else "")))))
     return rows
 
 
@@ -342,7 +342,7 @@ def problems(page: str, old: str, new: str) -> list[str]:
 
 
 def _names(body: str) -> list[str]:
-    return [line.split("|")[1].strip().split(" ")[0].strip("`") for line in body.splitlines() if line.startswith("| `")]
+    return [_CELL_SPLIT.split(line)[1].split()[0].strip("`") for line in body.splitlines() if line.startswith("| `")]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
