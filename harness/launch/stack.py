@@ -250,6 +250,12 @@ def _target_argv(module: str, host: str, *flags: str, port: int = 0) -> list[str
     return [sys.executable, "-m", f"targets.{module}", "--host", host, "--port", str(port), *flags]
 
 
+def _upstream(name: str, options: StackOptions, log_dir: Path, port: int = 0) -> ChildProcess:
+    """Start one fake upstream (not waiting for it): every upstream's command line and environment are made here."""
+    argv = _target_argv("upstream", options.host, *options.upstream_argv, port=port)
+    return ChildProcess(LaunchSpec(name, argv), log_dir / f"{name}.log")
+
+
 def start_upstreams(
     owners: Sequence[str], options: StackOptions, log_dir: Path, ports: Mapping[str, int] | None = None
 ) -> dict[str, ChildProcess]:
@@ -258,9 +264,7 @@ def start_upstreams(
     started: dict[str, ChildProcess] = {}
     try:
         for owner in owners:
-            name = upstream_name(owner)
-            argv = _target_argv("upstream", options.host, *options.upstream_argv, port=(ports or {}).get(owner, 0))
-            started[owner] = ChildProcess(LaunchSpec(name, argv), log_dir / f"{name}.log")
+            started[owner] = _upstream(upstream_name(owner), options, log_dir, (ports or {}).get(owner, 0))
         for child in started.values():
             child.wait_ready(options.ready_timeout_s)
     except BaseException:
@@ -278,10 +282,7 @@ def start_bundled_stack(options: StackOptions, log_dir: Path) -> list[ChildProce
     children: list[ChildProcess] = []
     try:
         if not options.upstream_per_target:
-            shared = ChildProcess(
-                LaunchSpec("upstream", _target_argv("upstream", options.host, *options.upstream_argv)),
-                log_dir / "upstream.log",
-            )
+            shared = _upstream("upstream", options, log_dir)
             children.append(shared)
             shared_url = shared.wait_ready(options.ready_timeout_s)
             upstream_urls = dict.fromkeys(options.relays, shared_url)
