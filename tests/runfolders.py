@@ -185,7 +185,9 @@ def _client_row(stream: Stream) -> dict[str, object]:
 def _upstream_row(stream: Stream) -> dict[str, object]:
     end = None if stream.upstream_end_s is None else T0 + stream.upstream_end_s
     return {
+        "target": stream.target,  # each target's own upstream
         "id": stream.stream_id if stream.to_upstream else f"u-{stream.stream_id}",
+        "id_channel": "header" if stream.to_upstream else "none",
         "route": "/v1/chat/completions",
         "start": T0 + stream.start_s + 0.005,
         "first_token": T0 + stream.start_s + 0.015,

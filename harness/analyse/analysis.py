@@ -30,7 +30,7 @@ targets.<name>.memory.baseline_rss_bytes        median RSS over the last quarter
   .trend_growth_low_bytes                       slope_low × trend_window_s (growth even at the lower bound)
   .peak_clients, .held_per_client_bytes         most client streams open at once during the load; growth / that
   .peak_buffered_bytes                          the relay's own buffered_bytes at its highest (stats.csv), or null
-targets.<name>.upstream.basis                   "stream ids" (matched records) or "aggregate" (counts only)
+targets.<name>.upstream.basis                   id:prompt|id:header|id:user|id:query|time order|aggregate
   .client_streams, .matched_streams             client streams of the target, and how many matched upstream
   .peak_upstream_streams, .peak_client_streams  most open at once
   .orphans_at_end                               upstream streams still open at the drain's end, client gone
@@ -71,12 +71,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.analyse.cancellation import CancellationFigures, cancellation_figures
+from harness.analyse.attribution import attribute
+from harness.analyse.cancellation import CancellationFigures, cancellation_figures, per_phase
 from harness.analyse.clients import client_figures
+from harness.analyse.excess import excess_series
 from harness.analyse.growth import TracemallocFiles
 from harness.analyse.memory import MIN_TREND_SAMPLES, MemoryFigures, memory_figures
 from harness.analyse.run_data import RunData, load_run
-from harness.analyse.upstream import UpstreamFigures, match_streams, upstream_figures
+from harness.analyse.upstream import UpstreamFigures, upstream_figures
 
 __all__ = [
     "SUMMARY",
@@ -155,14 +157,20 @@ def cancellation_verdict(
     """pass/warn/fail on upstream streams outliving their clients, with the sentence that says why."""
     if upstream is None:
         return {"state": "n/a", "reason": "not a relay: it has no upstream to cancel"}
+    if upstream.never_opened:
+        return {"state": "n/a", "reason": upstream.note}
     if upstream.basis == "aggregate" or cancel is None:
-        if upstream.orphans_at_end is None:
-            return {"state": "n/a", "reason": f"no stream ids matched and no upstream counts: {upstream.note}"}
-        state = "fail" if upstream.orphans_at_end > 0 else "pass"
+        excess = upstream.excess
+        if excess is None:
+            return {"state": "n/a", "reason": f"no upstream counts of its own: {upstream.note}"}
+        longest_ms = excess.longest_s * 1000
+        failed = excess.at_end > 0 or longest_ms > limits.latency_fail_ms
+        state = "fail" if failed else "warn" if longest_ms > limits.latency_warn_ms else "pass"
         return {
             "state": state,
-            "reason": f"{upstream.orphans_at_end} upstream streams still open at the end of the drain "
-            "(aggregate count: stream ids could not be matched)",
+            "reason": f"upstream streams beyond connected clients for {longest_ms:.0f} ms at the longest "
+            f"(peak {excess.peak}, {excess.stream_seconds:.1f} orphan stream-seconds, {excess.at_end} at the end; "
+            f"basis aggregate: {upstream.note})",
         }
     if cancel.left_streams == 0:
         return {"state": "n/a", "reason": "no client left a stream early in this run"}
@@ -252,11 +260,14 @@ def _analyse_target(run: RunData, name: str, role: str, limits: VerdictLimits) -
     upstream: UpstreamFigures | None = None
     cancel: CancellationFigures | None = None
     is_relay = role == "relay" or (role == "unknown" and len(clients) > 0)
+    phases: list[Any] = []
     if is_relay:
-        matched = match_streams(run, name)
-        upstream = upstream_figures(run, name, matched)
-        if upstream.basis == "stream ids":
-            cancel = cancellation_figures(matched, run.windows.end)
+        attribution = attribute(run, name)
+        upstream = upstream_figures(run, name, attribution)
+        if upstream.basis != "aggregate":
+            cancel = cancellation_figures(attribution.matched, run.windows.end)
+        series = excess_series(run, name, attribution.upstream)
+        phases = [asdict(phase) for phase in per_phase(attribution.matched, run.windows.end, run.phases, series)]
     not_relay = f"{name} is the {role}, not a relay" if role != "unknown" else f"{name} has no client streams"
     cancel_reason = not_relay if upstream is None else upstream.note
     verdicts = {
@@ -272,6 +283,7 @@ def _analyse_target(run: RunData, name: str, role: str, limits: VerdictLimits) -
         "traced_memory": traced_section,
         "upstream": _section(upstream, not_relay),
         "cancellation": _section(cancel, cancel_reason),
+        "cancellation_phases": phases,
         "clients": _section(client, f"no client streams were recorded for {name}"),
         "tracemalloc": _tracemalloc(run.path, name),
         "verdicts": verdicts,

@@ -1,6 +1,8 @@
 """Cancellation per stream: from the client leaving to the upstream stream closing, and the tokens made for nobody.
 
-Only client streams that ended by leaving (``outcome`` = ``left``) and were matched to an upstream record count.
+Only client streams that ended by leaving (``outcome`` = ``left``) and were paired with an upstream record count,
+on whatever basis paired them (by stream id or by time order: harness.analyse.attribution); on the ``aggregate``
+basis there are no pairs and only the excess figures (harness.analyse.excess) judge cancellation.
 Latency is ``upstream end - client end``; an upstream stream that had already ended when the client left counts
 as 0 (``upstream_ended_first``), one with no end in the records as ``never_closed``.
 
@@ -21,7 +23,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["CancellationFigures", "cancellation_figures", "per_stream_cancellation"]
+from harness.analyse.excess import Excess, ExcessFigures
+from harness.analyse.run_data import PhaseSpan
+
+__all__ = ["CancellationFigures", "PhaseCancellation", "cancellation_figures", "per_phase", "per_stream_cancellation"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +69,7 @@ def per_stream_cancellation(matched: pd.DataFrame, run_end: float) -> pd.DataFra
         {
             "stream_id": left["stream_id"].to_numpy(),
             "leave_when": left["leave_when"].to_numpy(),
+            "client_end": client_end,
             "closed": closed,
             "upstream_ended_first": closed & (up_end <= client_end),
             "latency_ms": latency_ms,
@@ -100,3 +106,49 @@ def cancellation_figures(matched: pd.DataFrame, run_end: float) -> CancellationF
         undelivered_tokens=undelivered,
         undelivered_share=undelivered / produced if produced else None,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseCancellation:
+    """Cancellation in one phase: the left streams whose client left during it, and the excess within it."""
+
+    phase: str
+    start: float
+    end: float
+    left_streams: int
+    closed: int
+    never_closed: int
+    latency_p50_ms: float | None
+    latency_p99_ms: float | None
+    latency_max_ms: float | None
+    tokens_after_leave: float
+    excess: ExcessFigures | None
+    """Open upstream streams beyond connected clients within the phase (None without an upstream of ours)."""
+
+
+def per_phase(
+    matched: pd.DataFrame, run_end: float, phases: tuple[PhaseSpan, ...], series: Excess | None
+) -> list[PhaseCancellation]:
+    """One entry per phase, in order; a stream belongs to the phase in which its client left."""
+    rows = per_stream_cancellation(matched, run_end)
+    ends = rows["client_end"].to_numpy(dtype=float)
+    result = []
+    for phase in phases:
+        inside = rows[(ends >= phase.start) & (ends < phase.end)]
+        latency = inside.loc[inside["closed"], "latency_ms"].to_numpy(dtype=float)
+        result.append(
+            PhaseCancellation(
+                phase=phase.name,
+                start=phase.start,
+                end=phase.end,
+                left_streams=len(inside),
+                closed=int(inside["closed"].sum()),
+                never_closed=int((~inside["closed"]).sum()),
+                latency_p50_ms=_percentile(latency, 50),
+                latency_p99_ms=_percentile(latency, 99),
+                latency_max_ms=float(latency.max()) if len(latency) else None,
+                tokens_after_leave=float(inside["tokens_after_leave"].sum()),
+                excess=series.figures(phase.start, phase.end) if series is not None else None,
+            )
+        )
+    return result

@@ -136,7 +136,7 @@ def check_leaked_streams(target: str, upstream: Mapping[str, Any], limits: GateL
         return _result(
             target, "leaked_streams", "warn", f"not judged: no stream records or counts ({upstream.get('note', '')})"
         )
-    basis = "" if upstream.get("basis") == "stream ids" else " (aggregate count: stream ids not matched)"
+    basis = "" if upstream.get("basis") != "aggregate" else " (aggregate count: no upstream records to pair)"
     text = (
         f"{int(orphans)} upstream streams still open after the drain with no client"
         f"{basis} (limit {limits.leaked_streams})"

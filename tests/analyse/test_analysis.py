@@ -106,7 +106,7 @@ def test_streams_never_closed_are_orphans_and_fail(tmp_path: Path) -> None:
     assert (cancel["closed"], cancel["never_closed"]) == (3, 2)
     assert cancel["latency_p50_ms"] == pytest.approx(2000.0, abs=0.01)
     assert upstream["orphans_at_end"] == 2
-    assert upstream["basis"] == "stream ids"
+    assert upstream["basis"] == "id:header"
     assert cancel["tokens_produced"] == 3 * 105 + 2 * 5
     # closed ones: the 100 tokens produced after the client left; the open ones sent nothing after it left
     assert cancel["tokens_after_leave"] == pytest.approx(300.0, abs=0.5)
@@ -116,20 +116,22 @@ def test_streams_never_closed_are_orphans_and_fail(tmp_path: Path) -> None:
     assert "2 orphan upstream streams" in verdict["reason"]
 
 
-def test_dropped_stream_ids_fall_back_to_aggregate_counts(tmp_path: Path) -> None:
+def test_dropped_stream_ids_are_paired_by_time_order_and_the_kernel_count_only_corroborates(tmp_path: Path) -> None:
     streams = leaving_streams("opaque", [0.01, 0.01, None], to_upstream=False)
     run = CraftedRun(
         rss={"opaque": flat()},
         streams=streams,
-        kernel_established={"opaque": lambda t: 1 if t >= 12.0 else 0},  # one stream outlives its client
+        kernel_established={"opaque": lambda t: 5},  # an idle keep-alive pool: connections, not streams
     )
     target = analyse(run.write(tmp_path))["targets"]["opaque"]
-    assert target["upstream"]["basis"] == "aggregate"
-    assert target["upstream"]["orphans_at_end"] == 1
-    assert "stream ids" in target["upstream"]["note"]
-    assert target["cancellation"]["available"] is False
+    upstream, cancel = target["upstream"], target["cancellation"]
+    assert upstream["basis"] == "time order"
+    assert upstream["matched_streams"] == 3
+    assert upstream["orphans_at_end"] == 1  # the upstream's own books, not the kernel's 5
+    assert upstream["upstream_open_at_end_kernel"] == 5
+    assert (cancel["closed"], cancel["never_closed"]) == (2, 1)
+    assert cancel["latency_p50_ms"] == pytest.approx(10.0, abs=0.01)
     assert target["verdicts"]["cancellation"]["state"] == "fail"
-    assert "aggregate" in target["verdicts"]["cancellation"]["reason"]
 
 
 def test_summary_json_is_written_and_strict_json(tmp_path: Path) -> None:

@@ -116,7 +116,7 @@ def test_live_view_during_a_web_ui_run(tmp_path: Path) -> None:
                 live = charts(page)
                 assert problems(live) == []
                 live_colors = legend_colors(live)
-                assert {"upstream", "eager", "lazy", "bounded"} <= set(live_colors)
+                assert {"upstream@eager", "eager", "lazy", "bounded"} <= set(live_colors)
                 first = {chart["id"]: sum(t["points"] for t in chart["traces"]) for chart in live}
                 assert wait_until(
                     lambda: (
