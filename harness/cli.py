@@ -27,7 +27,7 @@ from harness.launch.stack import (
     parse_target_names,
     start_bundled_stack,
 )
-from harness.units import argparse_type
+from harness.units import argparse_type, check_writable
 
 __all__ = ["main"]
 
@@ -159,10 +159,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_OUTPUTS = {
+    "log_dir": ("--log-dir", True),
+    "json": ("--json", False),
+    "out": ("--out", False),
+    "junit": ("--junit", False),
+    "markdown": ("--markdown", False),
+    "save_baseline": ("--save-baseline", False),
+}
+"""Where a command writes: refused before it starts when it cannot be written."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        check_writable(args, _OUTPUTS)
         code: int = args.run(args)
     except UsageError as error:
         parser.exit(error.exit_code, f"harness: error: {error}\n")

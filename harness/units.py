@@ -7,8 +7,12 @@ that names the value and the expected form; the rest of the code works in bytes 
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
 
 from harness.errors import UsageError
 
@@ -19,6 +23,8 @@ __all__ = [
     "positive_float",
     "positive_int",
     "argparse_type",
+    "check_writable",
+    "writable_path",
 ]
 
 _SIZE_UNITS = {
@@ -44,7 +50,10 @@ def parse_size(text: str, *, what: str = "size") -> int:
     unit = match.group(2).lower() if match else ""
     if match is None or unit not in _SIZE_UNITS:
         raise UsageError(f"{what} must be a byte count such as 4096, 64KiB or 2MB, but got {text!r}")
-    return int(float(match.group(1)) * _SIZE_UNITS[unit])
+    value = float(match.group(1)) * _SIZE_UNITS[unit]
+    if not math.isfinite(value) or value >= 2**63:
+        raise UsageError(f"{what} must be a byte count below 2**63, but got {text!r}")
+    return int(value)
 
 
 def parse_duration(text: str, *, what: str = "duration") -> float:
@@ -53,7 +62,10 @@ def parse_duration(text: str, *, what: str = "duration") -> float:
     unit = match.group(2).lower() if match else ""
     if match is None or unit not in _DURATION_UNITS:
         raise UsageError(f"{what} must be a duration such as 2.5, 250ms or 1m, but got {text!r}")
-    return float(match.group(1)) * _DURATION_UNITS[unit]
+    value = float(match.group(1)) * _DURATION_UNITS[unit]
+    if not math.isfinite(value):
+        raise UsageError(f"{what} must be a finite duration, but got {text!r}")
+    return value
 
 
 def positive_int(text: str, *, what: str = "value") -> int:
@@ -68,14 +80,44 @@ def positive_int(text: str, *, what: str = "value") -> int:
 
 
 def positive_float(text: str, *, what: str = "value") -> float:
-    """A number > 0."""
+    """A finite number > 0."""
     try:
         value = float(text)
     except ValueError:
         value = float("nan")
-    if not value > 0:
-        raise UsageError(f"{what} must be a number > 0, but got {text!r}")
+    if not (value > 0 and math.isfinite(value)):
+        raise UsageError(f"{what} must be a finite number > 0, but got {text!r}")
     return value
+
+
+def writable_path(text: str, *, what: str = "path", folder: bool = False) -> str:
+    """``text`` if the harness can create or write it there (a file, or with ``folder`` a folder); checked
+    before a run starts, so an unwritable output is refused up front rather than after the run."""
+    path = Path(text).expanduser()
+    kind = "folder" if folder else "file"
+    if not text.strip():
+        raise UsageError(f"{what} must name a {kind}, but got {text!r}")
+    if path.exists():
+        usable = path.is_dir() if folder else path.is_file()
+        if not usable or not os.access(path, os.W_OK | (os.X_OK if folder else 0)):
+            raise UsageError(f"{what} must be a writable {kind}, but {text!r} is not")
+        return text
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+        raise UsageError(
+            f"{what} must be a {kind} that can be created, but got {text!r} ({str(ancestor)!r} is no writable folder)"
+        )
+    return text
+
+
+def check_writable(options: Any, flags: Mapping[str, tuple[str, bool]]) -> None:
+    """``writable_path`` on each ``dest: (flag, folder)`` of ``options`` that is set."""
+    for dest, (flag, folder) in flags.items():
+        value = getattr(options, dest, None)
+        if value:
+            writable_path(str(value), what=flag, folder=folder)
 
 
 def argparse_type(parse: Callable[..., object], what: str) -> Callable[[str], object]:

@@ -28,8 +28,11 @@ __all__ = [
     "SocketTuning",
     "add_server_arguments",
     "bad_request",
+    "json_body",
     "new_app",
     "non_negative_bytes",
+    "positive_seconds",
+    "read_body",
     "run_server",
     "stream_id_of",
     "tune_response_transport",
@@ -38,6 +41,8 @@ __all__ = [
 log = logging.getLogger("targets")
 
 STREAM_ID_HEADER = "X-Request-ID"
+BODY_TIMEOUT = web.AppKey("body_timeout", float)
+"""Seconds a request body may take to arrive (``--body-timeout``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +101,33 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="BYTES",
         help="transport write buffer high-water mark; 0 = asyncio's 64 KiB (default: 4096)",
     )
+    parser.add_argument(
+        "--header-timeout",
+        type=positive_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="close a connection whose request headers have not arrived this long after it opened or after its "
+        "last response (aiohttp's keep-alive timeout; above aiohttp clients' 15 s pool keep-alive) (default: 30)",
+    )
+    parser.add_argument(
+        "--body-timeout",
+        type=positive_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="answer 408 to a request whose body has not arrived in this time (default: 10)",
+    )
     parser.add_argument("--log-level", default="WARNING", help="logging level (default: WARNING)")
+
+
+def positive_seconds(text: str) -> float:
+    """argparse type: a finite number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    return value
 
 
 def tune_response_transport(request: web.Request, tuning: SocketTuning) -> None:
@@ -124,6 +155,27 @@ def stream_id_of(request: web.Request, body: Mapping[str, Any] | None = None) ->
     if isinstance(user, str) and user.strip():
         return user.strip()
     return f"anon-{uuid.uuid4().hex[:16]}"
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The request body, within the app's BODY_TIMEOUT (408 past it; aiohttp's client_max_size gives 413)."""
+    try:
+        async with asyncio.timeout(request.app.get(BODY_TIMEOUT, 10.0)):
+            return await request.read()
+    except TimeoutError:
+        raise web.HTTPRequestTimeout(
+            text=_error_json("the request body did not arrive in time"), content_type="application/json"
+        ) from None
+
+
+async def json_body(request: web.Request) -> Any:
+    """The request body as JSON; 400 for anything that is not (bad UTF-8, bad JSON, nesting too deep to parse)."""
+    data = await read_body(request)
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as error:
+        reason = "is nested too deeply" if isinstance(error, RecursionError) else "is not valid JSON"
+        bad_request(f"request body must be a JSON object, but it {reason}")
 
 
 def bad_request(message: str) -> NoReturn:
@@ -159,11 +211,16 @@ def new_app() -> web.Application:
     return web.Application(middlewares=[json_errors])
 
 
-async def _serve_until_signalled(app: web.Application, host: str, port: int, name: str) -> int:
+async def _serve_until_signalled(app: web.Application, args: argparse.Namespace, name: str) -> int:
+    host, port = args.host, args.port
     # handler_cancellation: a handler waiting on something else (a silent upstream, a sleep between tokens)
     # learns within milliseconds that its client left, instead of at its next write. Tasks a handler started
     # are not cancelled for it: that is exactly the eager relay's bug, and it stays visible.
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+    # keepalive_timeout also bounds the wait for a request's headers: aiohttp closes a connection with no request
+    # in progress at that deadline, counted from its opening or its last response (a slow-header client included).
+    runner = web.AppRunner(
+        app, handler_cancellation=True, access_log=None, keepalive_timeout=getattr(args, "header_timeout", 30.0)
+    )
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
     try:
@@ -196,4 +253,5 @@ async def _serve_until_signalled(app: web.Application, host: str, port: int, nam
 def run_server(app: web.Application, args: argparse.Namespace, name: str) -> int:
     """Serve ``app`` on ``args.host:args.port`` until SIGTERM or SIGINT; 1 if the port cannot be bound."""
     logging.basicConfig(level=args.log_level.upper(), format=f"{name}: %(levelname)s %(message)s")
-    return asyncio.run(_serve_until_signalled(app, args.host, args.port, name))
+    app[BODY_TIMEOUT] = getattr(args, "body_timeout", 10.0)
+    return asyncio.run(_serve_until_signalled(app, args, name))

@@ -32,6 +32,8 @@ from targets.common import (
     add_server_arguments,
     new_app,
     non_negative_bytes,
+    positive_seconds,
+    read_body,
     run_server,
     tune_response_transport,
 )
@@ -244,7 +246,7 @@ def _handler(relay: Relay) -> Callable[[web.Request], Awaitable[web.StreamRespon
 
     async def handle(request: web.Request) -> web.StreamResponse:
         stats = request.app[STATS]
-        body = await request.read()
+        body = await read_body(request)
         stats.client_streams_started += 1
         stats.active_client_streams += 1
         try:
@@ -326,16 +328,6 @@ def _upstream_url(text: str) -> str:
     return text
 
 
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
-    return value
-
-
 def relay_main(name: str, relay: Relay, description: str, argv: list[str] | None = None) -> int:
     """Parse the relay flags and serve ``relay`` until SIGTERM."""
     parser = argparse.ArgumentParser(prog=f"python -m targets.{name}", description=description)
@@ -371,7 +363,7 @@ def relay_main(name: str, relay: Relay, description: str, argv: list[str] | None
     )
     parser.add_argument(
         "--connect-timeout",
-        type=_positive_seconds,
+        type=positive_seconds,
         default=10.0,
         metavar="SECONDS",
         help="timeout for connecting to the upstream (default: 10)",

@@ -1,9 +1,20 @@
 from __future__ import annotations
 
+import argparse
+from pathlib import Path
+
 import pytest
 
 from harness.errors import UsageError
-from harness.units import format_bytes, parse_duration, parse_size, positive_float, positive_int
+from harness.units import (
+    check_writable,
+    format_bytes,
+    parse_duration,
+    parse_size,
+    positive_float,
+    positive_int,
+    writable_path,
+)
 
 
 @pytest.mark.parametrize(
@@ -45,3 +56,24 @@ def test_format_bytes() -> None:
     assert format_bytes(512) == "512 B"
     assert format_bytes(1536) == "1.5 KiB"
     assert format_bytes(48.2 * 2**20) == "48.2 MiB"
+
+
+@pytest.mark.parametrize("text", ["inf", "1e400", "-inf", "nan"])
+def test_non_finite_values_are_refused(text: str) -> None:
+    with pytest.raises(UsageError, match=repr(text)):
+        positive_float(text, what="--scale")
+    with pytest.raises(UsageError, match="--wait must be"):
+        parse_duration(text, what="--wait")
+
+
+def test_outputs_that_cannot_be_written_are_refused_up_front(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(UsageError, match=r"--out must be a file that can be created, but got .*x.html"):
+        writable_path(str(blocker / "x.html"), what="--out")
+    with pytest.raises(UsageError, match="--run-dir must be a writable folder"):
+        writable_path(str(blocker), what="--run-dir", folder=True)
+    with pytest.raises(UsageError, match="--log-dir"):
+        check_writable(argparse.Namespace(log_dir=str(blocker / "logs")), {"log_dir": ("--log-dir", True)})
+    assert writable_path(str(tmp_path / "new" / "deeper" / "r.html"), what="--out")
+    check_writable(argparse.Namespace(log_dir=None), {"log_dir": ("--log-dir", True)})  # unset: nothing to check

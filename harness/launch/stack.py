@@ -64,6 +64,27 @@ def _count(text: str, *, what: str) -> int:
     return value
 
 
+UPSTREAM_LIMITS = {"tokens": 1_000_000, "token_bytes": 65_536, "rate": 1_000_000.0, "delay": 600.0}
+"""Keep in step with targets.upstream.settings.LIMITS (not imported: aiohttp); a test compares them."""
+MAX_BUFFER_BYTES = 1 << 30
+"""Socket and buffer sizes above this are refused here rather than by the kernel (or an OverflowError) later."""
+MSS_RANGE = (88, 32767)
+"""Linux's TCP_MAXSEG bounds (TCP_MIN_MSS, MAX_TCP_WINDOW); 0 keeps loopback's own."""
+
+
+def _within(parse: Any, low: float, high: float, *, zero: bool = False, unit: str = "") -> Any:
+    """``parse``, then refuse values outside ``low``..``high`` (or 0, with ``zero``), naming the range."""
+
+    def check(text: str, *, what: str) -> Any:
+        value = parse(text, what=what)
+        if not (low <= value <= high or (zero and value == 0)):
+            allowed = f"0 or from {low:g} to {high:g}" if zero else f"from {low:g} to {high:g}"
+            raise UsageError(f"{what} must be {allowed}{unit}, but got {text!r}")
+        return value
+
+    return check
+
+
 def _rate(text: str, *, what: str) -> float:
     try:
         value = float(text)
@@ -89,14 +110,28 @@ class _Flag:
 
 # (the target flag each maps to, and why its default, are documented in the README)
 _FLAGS = (
-    _Flag("--upstream-tokens", "upstream_tokens", _count, 200, "tokens per stream", "--tokens", "upstream"),
     _Flag(
-        "--upstream-token-bytes", "upstream_token_bytes", parse_size, 64, "bytes per token", "--token-bytes", "upstream"
+        "--upstream-tokens",
+        "upstream_tokens",
+        _within(_count, 0, UPSTREAM_LIMITS["tokens"]),
+        200,
+        "tokens per stream",
+        "--tokens",
+        "upstream",
+    ),
+    _Flag(
+        "--upstream-token-bytes",
+        "upstream_token_bytes",
+        _within(parse_size, 1, UPSTREAM_LIMITS["token_bytes"], unit=" bytes"),
+        64,
+        "bytes per token",
+        "--token-bytes",
+        "upstream",
     ),
     _Flag(
         "--upstream-rate",
         "upstream_rate",
-        _rate,
+        _within(_rate, 0, UPSTREAM_LIMITS["rate"], unit=" tokens/s"),
         50.0,
         "tokens per second per stream (0 = as fast as read)",
         "--rate",
@@ -105,7 +140,7 @@ _FLAGS = (
     _Flag(
         "--upstream-header-delay",
         "upstream_header_delay",
-        parse_duration,
+        _within(parse_duration, 0, UPSTREAM_LIMITS["delay"], unit=" s"),
         0.0,
         "upstream delay before response headers",
         "--header-delay",
@@ -114,7 +149,7 @@ _FLAGS = (
     _Flag(
         "--upstream-first-token-delay",
         "upstream_first_token_delay",
-        parse_duration,
+        _within(parse_duration, 0, UPSTREAM_LIMITS["delay"], unit=" s"),
         0.0,
         "upstream delay between headers and first token",
         "--first-token-delay",
@@ -123,7 +158,7 @@ _FLAGS = (
     _Flag(
         "--server-sndbuf",
         "server_sndbuf",
-        parse_size,
+        _within(parse_size, 0, MAX_BUFFER_BYTES, unit=" bytes"),
         4096,
         "SO_SNDBUF of the bundled servers' accepted sockets (0 = kernel autotuning)",
         "--sndbuf",
@@ -132,7 +167,7 @@ _FLAGS = (
     _Flag(
         "--server-write-high-water",
         "server_write_high_water",
-        parse_size,
+        _within(parse_size, 0, MAX_BUFFER_BYTES, unit=" bytes"),
         4096,
         "write buffer high-water mark of the bundled servers (0 = asyncio's 64 KiB)",
         "--write-high-water",
@@ -141,7 +176,7 @@ _FLAGS = (
     _Flag(
         "--relay-read-bufsize",
         "relay_read_bufsize",
-        parse_size,
+        _within(parse_size, 1, MAX_BUFFER_BYTES, unit=" bytes"),
         4096,
         "relays' aiohttp client read buffer toward the upstream",
         "--read-bufsize",
@@ -150,7 +185,7 @@ _FLAGS = (
     _Flag(
         "--relay-upstream-rcvbuf",
         "relay_upstream_rcvbuf",
-        parse_size,
+        _within(parse_size, 0, MAX_BUFFER_BYTES, unit=" bytes"),
         4096,
         "SO_RCVBUF of the relays' upstream sockets (0 = kernel autotuning)",
         "--upstream-rcvbuf",
@@ -159,7 +194,7 @@ _FLAGS = (
     _Flag(
         "--relay-upstream-mss",
         "relay_upstream_mss",
-        parse_size,
+        _within(parse_size, *MSS_RANGE, zero=True, unit=" bytes"),
         1448,
         "TCP_MAXSEG of the relays' upstream sockets (0 = loopback's own, about 64 KiB)",
         "--upstream-mss",
@@ -168,7 +203,7 @@ _FLAGS = (
     _Flag(
         "--relay-high-water",
         "relay_high_water",
-        parse_size,
+        _within(parse_size, 0, MAX_BUFFER_BYTES, unit=" bytes"),
         65536,
         "high-water mark of the bounded relay's buffer",
         "--high-water",

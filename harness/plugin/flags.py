@@ -16,9 +16,21 @@ from harness.launch.stack import BUNDLED_RELAYS, add_stack_arguments, parse_targ
 from harness.launch.targets_spec import add_target_arguments
 from harness.load.pacing import Pace
 from harness.load.streaming_user import MIN_RCVBUF_BYTES, format_targets, parse_targets
-from harness.units import argparse_type, parse_duration, parse_size, positive_float
+from harness.units import argparse_type, check_writable, parse_duration, parse_size, positive_float, writable_path
 
-__all__ = ["PLUGIN_FLAGS", "add_arguments", "bundled_relays", "recorded_flags", "upstream_query"]
+__all__ = ["PLUGIN_FLAGS", "add_arguments", "bundled_relays", "check_before_launch", "recorded_flags", "upstream_query"]
+
+MAX_SCENARIO_SCALE = 100.0
+"""A scaled scenario must still end: 100 x the demo's 50 s is about 80 minutes."""
+
+_OUTPUTS = {
+    "run_dir": ("--run-dir", True),
+    "gate_junit": ("--gate-junit", False),
+    "html_file": ("--html", False),
+    "json_file": ("--json-file", False),
+    "logfile": ("--logfile", False),
+}
+"""Where this run writes (the plugin's and Locust's own): checked before anything is launched."""
 
 PLUGIN_FLAGS = (
     "targets",
@@ -81,6 +93,17 @@ def _agent_text(text: str, *, what: str) -> str:
     return f"{name.strip()}={url.rstrip('/')}"
 
 
+def _scale(text: str, *, what: str) -> float:
+    value = positive_float(text, what=what)
+    if value > MAX_SCENARIO_SCALE:
+        raise UsageError(f"{what} must be a number > 0 and <= {MAX_SCENARIO_SCALE:g}, but got {text!r}")
+    return value
+
+
+def _folder(text: str, *, what: str) -> str:
+    return writable_path(text, what=what, folder=True)
+
+
 def _interval(text: str, *, what: str) -> float:
     value = parse_duration(text, what=what)
     if not value >= 0.01:
@@ -128,15 +151,17 @@ def add_arguments(parser: Any) -> None:
     )
     parser.add_argument(
         "--run-dir",
+        type=argparse_type(_folder, "--run-dir"),
         default="reports",
         help="where run folders are created (default: reports)",
         **launch_only,
     )
     parser.add_argument(
         "--scenario-scale",
-        type=argparse_type(positive_float, "--scenario-scale"),
+        type=argparse_type(_scale, "--scenario-scale"),
         default=1.0,
-        help="multiply every phase duration of the scenario (0.2 = five times shorter) (default: 1)",
+        help=f"multiply every phase duration of the scenario (0.2 = five times shorter; at most "
+        f"{MAX_SCENARIO_SCALE:g}) (default: 1)",
     )
     parser.add_argument(
         "--sample-interval",
@@ -159,6 +184,19 @@ def add_arguments(parser: Any) -> None:
     add_target_arguments(parser)
     # The demo profiles its relays (growth sites and holders in the report); a CI gate passes --profile-nframe 0.
     parser.set_defaults(profile_nframe=1)
+
+
+def check_before_launch(options: Any) -> None:
+    """What the parser cannot check alone: output paths (Locust's own too), the gate's configuration file.
+    UsageError (one line, exit 2) before the run folder exists and before anything is launched."""
+    check_writable(options, _OUTPUTS)
+    csv_prefix = getattr(options, "csv_prefix", None)
+    if csv_prefix:
+        writable_path(f"{csv_prefix}_stats.csv", what="--csv")
+    if getattr(options, "gate", False):
+        from harness.gate.config import options_from_locust
+
+        options_from_locust(options)  # reads --gate-config now, not after the whole run
 
 
 def bundled_relays(options: Any) -> tuple[str, ...]:

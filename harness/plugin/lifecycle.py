@@ -26,7 +26,7 @@ from harness.launch.stack import BUNDLED_RELAYS
 from harness.launch.supervisor import Supervisor
 from harness.launch.targets_spec import UserTargets, format_requests
 from harness.load.streaming_user import format_targets, parse_targets
-from harness.plugin.flags import bundled_relays, recorded_flags, upstream_query
+from harness.plugin.flags import bundled_relays, check_before_launch, recorded_flags, upstream_query
 from harness.plugin.records import RecordQueue
 from harness.plugin.samplers import start_samplers
 from harness.plugin.signals import Interrupts
@@ -91,6 +91,7 @@ class HarnessPlugin:
         relays = bundled_relays(options)
         # Checked before the run folder exists and before anything is launched: a bad combination exits 2.
         user = UserTargets.from_options(options, [*(t.name for t in plain), *relays])
+        check_before_launch(options)
         if not relays and not plain and not user.any:
             relays = BUNDLED_RELAYS  # nothing named: the demo's bundled relays
         self.run_targets = RunTargets(plain=plain, user=user)

@@ -8,7 +8,7 @@ import time
 
 from aiohttp import web
 
-from targets.common import bad_request, stream_id_of
+from targets.common import bad_request, json_body, stream_id_of
 from targets.upstream.producer import stream_tokens, token_text
 from targets.upstream.settings import StreamSettings
 from targets.upstream.state import STATE
@@ -47,10 +47,7 @@ class ChatEncoder:
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
-    try:
-        body = await request.json()
-    except ValueError:
-        bad_request("request body must be a JSON object")
+    body = await json_body(request)
     if not isinstance(body, dict):
         bad_request(f"request body must be a JSON object, got {type(body).__name__}")
     state = request.app[STATE]

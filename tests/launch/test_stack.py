@@ -66,3 +66,45 @@ def test_a_relay_that_cannot_start_stops_the_rest(tmp_path: Path) -> None:
     after = {p.pid for p in psutil.Process().children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE}
     assert after <= before
     assert (tmp_path / "upstream.log").exists()
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--upstream-tokens", "-1"),
+        ("--upstream-tokens", "2000000"),
+        ("--upstream-token-bytes", "0"),
+        ("--upstream-token-bytes", "70000"),
+        ("--upstream-rate", "2e6"),
+        ("--upstream-rate", "nan"),
+        ("--upstream-header-delay", "11m"),
+        ("--upstream-first-token-delay", "1e400"),
+        ("--server-sndbuf", "1e400"),
+        ("--server-sndbuf", "2GiB"),
+        ("--relay-read-bufsize", "0"),
+        ("--relay-upstream-mss", "40"),
+        ("--relay-upstream-mss", "40000"),
+        ("--ready-timeout", "inf"),
+    ],
+)
+def test_out_of_range_stack_values_name_flag_value_and_range(flag: str, value: str) -> None:
+    parser = argparse.ArgumentParser(exit_on_error=False)
+    add_stack_arguments(parser)
+    with pytest.raises(argparse.ArgumentError) as caught:
+        parser.parse_args([flag, value])
+    message = str(caught.value)
+    assert flag in message
+    assert repr(value) in message
+    assert "\n" not in message
+
+
+def test_in_range_stack_values_pass() -> None:
+    args = parse("--upstream-tokens", "1000000", "--relay-upstream-mss", "0", "--upstream-first-token-delay", "10m")
+    assert (args.upstream_tokens, args.relay_upstream_mss, args.upstream_first_token_delay) == (1_000_000, 0, 600.0)
+
+
+def test_stack_limits_are_the_upstreams_own() -> None:
+    from harness.launch.stack import UPSTREAM_LIMITS
+    from targets.upstream.settings import LIMITS
+
+    assert UPSTREAM_LIMITS == LIMITS

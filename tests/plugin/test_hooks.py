@@ -24,31 +24,6 @@ from tests.support import (
 )
 
 
-@pytest.mark.parametrize(
-    ("flag", "value"),
-    [
-        ("--targets", "eager,nope"),
-        ("--target-url", "lazy=ftp://127.0.0.1:80"),
-        ("--target-url", "http://127.0.0.1:8080"),
-        ("--upstream-rate", "fast"),
-        ("--client-rcvbuf", "100"),
-        ("--read-pace", "quickly"),
-        ("--scenario-scale", "0"),
-        ("--sample-interval", "1ms"),
-    ],
-)
-def test_bad_flag_is_one_line_and_exit_2_before_anything_starts(tmp_path: Path, flag: str, value: str) -> None:
-    with locust(tmp_path, "-f", DISCONNECTS, "--headless", flag, value) as run:
-        assert run.wait(60) == 2
-        errors = [line for line in run.output().splitlines() if "error" in line.lower()]
-        assert len(errors) == 1, run.output()
-        assert flag in errors[0]
-        assert repr(value) in errors[0] or value in errors[0]
-        assert "Traceback" not in run.output()
-        assert not run.run_dir.exists()  # init never ran: no run folder, no process launched
-        assert_all_gone(run.tag)
-
-
 def test_target_that_never_becomes_ready_stops_everything(tmp_path: Path) -> None:
     with locust(tmp_path, "-f", DISCONNECTS, "--headless", "--ready-timeout", "10ms") as run:
         assert run.wait(60) == 1

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugin.test_hooks import DISCONNECTS, assert_all_gone, free_port, locust
+from tests.support import DISCONNECTS, assert_all_gone, free_port, locust
 
 
 @pytest.mark.slow
