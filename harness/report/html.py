@@ -20,7 +20,7 @@ from harness.report.charts import SECTIONS, build_charts
 from harness.report.formats import count, ms, rate, seconds, share, size, when
 from harness.report.page import environment, figures, plotly_js, write_atomically
 from harness.report.palette import target_colors
-from harness.report.verdicts import checks_of, headline_rows, state_class
+from harness.report.verdicts import RUN, checks_of, glance, headline_rows, state_class
 
 __all__ = ["REPORT", "render_report", "write_report"]
 
@@ -114,7 +114,8 @@ def render_report(run: RunData, summary: dict[str, Any]) -> str:
     targets = summary["targets"]
     names = list(targets)
     checks = checks_of(summary)
-    headline = headline_rows(summary, names, checks)
+    glance_targets, glance_rows = glance(checks)
+    headline = [] if "checks" in summary else headline_rows(summary, names, checks)
     headline_names = [name for i, name in enumerate(names) if any(row.values[i] != "—" for row in headline)]
     with_clients = [name for name in names if targets[name]["clients"].get("available")]
     run_info = summary["run"]
@@ -130,7 +131,10 @@ def render_report(run: RunData, summary: dict[str, Any]) -> str:
             status=run_info.get("status"),
             incomplete=run_info.get("incomplete_reason"),
             notes=summary.get("notes", []),
-            checks=checks,
+            checks=[c for c in checks if c.target != RUN],
+            run_checks=[c for c in checks if c.target == RUN],
+            glance_targets=glance_targets,
+            glance_rows=glance_rows,
             state_class=state_class,
             colors=colors,
             targets=targets,

@@ -14,7 +14,10 @@ from typing import Any
 
 from harness.report.formats import count, ms, rate, seconds, share, size
 
-__all__ = ["CheckView", "HeadlineRow", "checks_of", "headline_rows", "state_class"]
+__all__ = ["RUN", "CheckView", "GlanceRow", "HeadlineRow", "checks_of", "glance", "headline_rows", "state_class"]
+
+RUN = "run"
+"""The target of the checks on the run itself (complete, drained, a target died)."""
 
 _STATES = {"pass": "pass", "warn": "warn", "fail": "fail", "n/a": "not judged", "not judged": "not judged"}
 
@@ -47,18 +50,16 @@ def _text(value: Any) -> str:
 
 
 def _from_check(entry: dict[str, Any]) -> CheckView:
-    figure, limit = _text(entry.get("figure")), _text(entry.get("limit"))
-    phrase = _text(entry.get("phrase")) or (f"{figure}, limit {limit}" if figure and limit else figure)
     supporting = entry.get("supporting") or ()
     if isinstance(supporting, dict):
-        supporting = [f"{key} {value}" for key, value in supporting.items()]
+        supporting = [f"{key.replace('_', ' ')} {value}" for key, value in supporting.items()]
     name = str(entry.get("check") or entry.get("name") or "")
     return CheckView(
         target=str(entry.get("target") or ""),
         check=name,
-        label=str(entry.get("label") or name.replace("_", " ")),
+        label=name.replace("_", " "),
         state=_STATES.get(str(entry.get("state")), str(entry.get("state"))),
-        phrase=phrase,
+        phrase=_text(entry.get("phrase")),  # the judge's formatting of figure and limit; never rebuilt here
         sentence=_text(entry.get("sentence")),
         supporting=tuple(_text(item) for item in supporting),
     )
@@ -138,3 +139,28 @@ def headline_rows(summary: dict[str, Any], names: Sequence[str], checks: Sequenc
         if any(value != "—" for value in values):
             rows.append(HeadlineRow(label, values))
     return rows
+
+
+@dataclass(frozen=True, slots=True)
+class GlanceRow:
+    label: str
+    check: str
+    cells: list[CheckView | None]
+    """One per target of the glance's columns; None when the check does not apply to that target."""
+
+
+def glance(checks: Sequence[CheckView]) -> tuple[list[str], list[GlanceRow]]:
+    """The verdicts at a glance: target columns (the checks' order) and one row per check of the targets."""
+    per_target = [c for c in checks if c.target != RUN]
+    targets = list(dict.fromkeys(c.target for c in per_target))
+    names = list(dict.fromkeys(c.check for c in per_target))
+    found = {(c.target, c.check): c for c in per_target}
+    rows = [
+        GlanceRow(
+            next(c.label for c in per_target if c.check == name),
+            name,
+            [found.get((target, name)) for target in targets],
+        )
+        for name in names
+    ]
+    return targets, rows

@@ -28,15 +28,18 @@ def _summary(**extra: Any) -> dict[str, Any]:
 
 
 def test_checks_are_the_judges_words() -> None:
+    # figure and limit are shown only through the judge's own phrase: the report formats neither
     checks = [
         {
             "target": "eager",
             "check": "cancellation",
             "state": "fail",
-            "figure": "p99 3.9 s",
-            "limit": "2 s",
+            "figure": 3900.0,
+            "limit": 2000.0,
+            "unit": "ms",
+            "phrase": "p99 3.9 s, limit 2 s",
             "sentence": "p99 3.9 s from client leaving to upstream closing, limit 2 s",
-            "supporting": {"left streams": 26},
+            "supporting": {"left_streams": 26},
         }
     ]
     (view,) = checks_of(_summary(checks=checks))
