@@ -1,7 +1,8 @@
 """The reference pages' tables, generated from the code so they cannot drift.
 
     python docs/generate.py           # rewrite every generated block under docs/
-    python docs/generate.py --check   # exit 1 naming each block that is out of date, or a key nobody described
+    python docs/generate.py --check   # exit 1 naming each block out of date, a key nobody described, or a flag
+                                      # the README or a page names that no parser has
 
 A page is hand-written Markdown with generated blocks between ``<!-- BEGIN GENERATED name -->`` and
 ``<!-- END GENERATED name -->``. Two kinds of block:
@@ -345,6 +346,30 @@ def _names(body: str) -> list[str]:
     return [_CELL_SPLIT.split(line)[1].split()[0].strip("`") for line in body.splitlines() if line.startswith("| `")]
 
 
+_INLINE_FLAG = re.compile(r"`(--[a-z][a-z0-9-]*)")
+_COMMAND_LINE = re.compile(r"(?m)^\s*(?:locust|harness|python -m (?:harness|targets)\S*) .*$")
+_FLAG = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)")
+
+
+def known_flags() -> set[str]:
+    """Every flag a reader of these pages can pass: the plugin's, harness's, the servers' and Locust's own."""
+    import importlib
+
+    from locust.argument_parser import get_parser
+
+    parsers = [locust_parser(), get_parser(), *harness_commands().values()]
+    parsers += [parser_of(importlib.import_module(module).main) for module in ("targets.upstream", "targets.eager")]
+    return {flag for parser in parsers for action in parser._actions for flag in action.option_strings}
+
+
+def unknown_flags(page: str, text: str, known: set[str]) -> list[str]:
+    """Flags a page names (in `code`, or on a locust/harness command line before a bare --) that no parser has."""
+    named = set(_INLINE_FLAG.findall(text))
+    for line in _COMMAND_LINE.findall(text):
+        named.update(_FLAG.findall(line.split(" -- ")[0]))
+    return [f"{page}: names {flag}, which no parser has (renamed or gone?)" for flag in sorted(named - known)]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python docs/generate.py", description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a page is out of date")
@@ -361,6 +386,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout.write(f"wrote {page}\n")
         if not args.check:
             found += [p for p in problems(page, new, new) if "no meaning" in p]
+    if args.check:
+        known = known_flags()
+        for page in [
+            "README.md",
+            "CHANGELOG.md",
+            *sorted(str(p.relative_to(REPO)) for p in (REPO / "docs").glob("*.md")),
+        ]:
+            found += unknown_flags(page, (REPO / page).read_text(), known)
     for problem in found:
         sys.stderr.write(problem + "\n")
     return 1 if found else 0

@@ -77,3 +77,11 @@ def test_a_new_key_is_undocumented_until_its_meaning_is_written() -> None:
 def test_a_page_missing_a_block_is_named() -> None:
     with pytest.raises(ValueError, match="docs/gate.md has no block 'limits'"):
         generate.regenerate("# no blocks here\n", {"limits": lambda old: ""}, "docs/gate.md")
+
+
+def test_a_page_naming_a_flag_no_parser_has_is_refused() -> None:
+    text = "Pass `--gone-flag 3`.\n\n    locust -f x.py --headless --also-gone -- --the-programs-own-flag\n"
+    assert generate.unknown_flags("README.md", text, {"--headless"}) == [
+        "README.md: names --also-gone, which no parser has (renamed or gone?)",
+        "README.md: names --gone-flag, which no parser has (renamed or gone?)",
+    ]
