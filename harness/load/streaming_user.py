@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 from typing import Any, ClassVar
 
+import gevent
 from locust import User, constant, task
 
 from harness.load.behaviour import Api, Behaviour, LeaveHow, LeaveWhen, ReadMode
@@ -27,7 +28,7 @@ from harness.load.stream_settings import (
     settings_from_options,
     target_request,
 )
-from harness.load.targets import Target, assign_target, format_targets, parse_targets
+from harness.load.targets import Target, format_targets, parse_targets, targets_of_user
 
 __all__ = [
     "DEFAULT_READ_PACE",
@@ -50,12 +51,17 @@ __all__ = [
 ]
 
 _user_counters: dict[type, itertools.count[int]] = {}
+STOP_TIMEOUT_S = 5.0
+"""How long a stopped user waits for its round's streams to record themselves and close."""
 
 
 class StreamingUser(User):
-    """A Locust user whose every task is one stream, read and left as :attr:`behaviour` says.
+    """A Locust user whose every task is one round: one stream to every target at once (a greenlet each), read and
+    left as :attr:`behaviour` says; the next round starts when all of them have ended (and the wait time passed).
 
-    Users are spread over the targets by :func:`~harness.load.targets.assign_target`.
+    Lockstep, so every target gets the same users with the same behaviours at the same times, rare behaviours
+    too, whatever each target's speed (:func:`~harness.load.targets.targets_of_user`). A user Locust stops mid-round
+    (a phase ended) stops every stream of the round, and each records itself as left (``user_stopped``).
     """
 
     abstract = True
@@ -68,26 +74,42 @@ class StreamingUser(User):
         counter = _user_counters.setdefault(type(self), itertools.count())
         index = next(counter) + int(getattr(environment.runner, "worker_index", 0) or 0)
         targets, pace, rcvbuf, api, upstream = settings_from_options(environment)
-        target = assign_target(targets, index)
-        request, max_tokens = target_request(environment, target.name)
         behaviour = self.behaviour
         worker = "local"
         runner = environment.runner
         if runner is not None and type(runner).__name__ == "WorkerRunner":
             worker = str(runner.client_id)
-        self.settings = StreamSettings(
-            target=target,
-            pace=pace,
-            rcvbuf_bytes=rcvbuf,
-            api=(request.api if request is not None else None) or behaviour.api or api,
-            worker=worker,
-            model=self.model,
-            upstream=upstream,
-            request=request,
-            max_tokens=max_tokens,
-        )
+        self.settings_per_target: tuple[StreamSettings, ...] = ()
+        for target in targets_of_user(targets, index):
+            request, max_tokens = target_request(environment, target.name)
+            self.settings_per_target += (
+                StreamSettings(
+                    target=target,
+                    pace=pace,
+                    rcvbuf_bytes=rcvbuf,
+                    api=(request.api if request is not None else None) or behaviour.api or api,
+                    worker=worker,
+                    model=self.model,
+                    upstream=upstream,
+                    request=request,
+                    max_tokens=max_tokens,
+                ),
+            )
 
     @task
     def stream(self) -> None:
-        """One stream."""
-        Stream(self.behaviour, self.settings, self.environment.events.request.fire).run()
+        """One round: a stream to every target at once, until all have ended."""
+        fire = self.environment.events.request.fire
+        if len(self.settings_per_target) == 1:
+            Stream(self.behaviour, self.settings_per_target[0], fire).run()
+            return
+        streams = [gevent.spawn(Stream(self.behaviour, settings, fire).run) for settings in self.settings_per_target]
+        try:
+            gevent.joinall(streams)
+        except gevent.GreenletExit:
+            # Stopped mid-round: each stream records itself as left (user_stopped) as it dies.
+            gevent.killall(streams, block=True, timeout=STOP_TIMEOUT_S)
+            raise
+        failed = next((g.exception for g in streams if g.exception is not None), None)
+        if failed is not None:
+            raise failed

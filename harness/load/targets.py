@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from harness.errors import UsageError
 from harness.load.stream_client import split_url
 
-__all__ = ["Target", "assign_target", "format_targets", "parse_targets"]
+__all__ = ["Target", "targets_of_user", "format_targets", "parse_targets"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +57,16 @@ def format_targets(targets: tuple[Target, ...]) -> str:
     return ",".join(f"{target.name}={target.url}" for target in targets)
 
 
-def assign_target(targets: Sequence[Target], user_index: int) -> Target:
-    """The target of the ``user_index``-th user of a class (counted in this process, offset by the worker's index):
-    round robin, so every target has the same number of users of each class at the same time."""
-    return targets[user_index % len(targets)]
+def targets_of_user(targets: Sequence[Target], user_index: int) -> tuple[Target, ...]:
+    """The targets of the ``user_index``-th user of a class (counted in this process, offset by the worker's index):
+    every one of them, rotated by the index so that no target is always the first one connected to.
+
+    Fair load by construction: each round of a user opens one stream to every target at once and the next round
+    starts when all of them have ended (:class:`~harness.load.streaming_user.StreamingUser`), so every target gets
+    the same users, with the same behaviours, at the same times, whatever each target's speed; per behaviour the
+    stream counts of two targets differ by at most the rounds cut short by a user stopping before its streams began.
+    """
+    if not targets:
+        return ()
+    shift = user_index % len(targets)
+    return (*targets[shift:], *targets[:shift])

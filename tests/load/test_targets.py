@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.errors import UsageError
-from harness.load.targets import Target, assign_target, format_targets, parse_targets
+from harness.load.targets import Target, format_targets, parse_targets, targets_of_user
 
 
 def test_parse_and_format_round_trip() -> None:
@@ -33,6 +33,7 @@ def test_bad_targets_name_the_value(text: str, message: str) -> None:
         parse_targets(text)
 
 
-def test_users_are_spread_round_robin() -> None:
+def test_every_user_streams_to_every_target_each_first_in_turn() -> None:
     targets = (Target("a", "http://127.0.0.1:1"), Target("b", "http://127.0.0.1:2"))
-    assert [assign_target(targets, index).name for index in range(5)] == ["a", "b", "a", "b", "a"]
+    rounds = [[t.name for t in targets_of_user(targets, index)] for index in range(3)]
+    assert rounds == [["a", "b"], ["b", "a"], ["a", "b"]]  # every user streams to every target, in turns first
