@@ -212,7 +212,7 @@ class TracemallocFiles:
 def versions() -> dict[str, str]:
     """Versions of Python and of the packages a run depends on."""
     found = {"python": platform.python_version()}
-    for package in ("stream-harness", "locust", "aiohttp", "psutil", "pandas", "gevent", "h11"):
+    for package in ("stream-harness", "locust", "aiohttp", "psutil", "pandas", "gevent", "httptools"):
         try:
             found[package] = metadata.version(package)
         except metadata.PackageNotFoundError:

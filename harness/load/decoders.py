@@ -33,29 +33,25 @@ class TokenDecoder(Protocol):
         ...
 
 
-def _is_token(data: str) -> bool:
-    # OpenAI streams end with a chunk without content (finish_reason) and a [DONE] event: neither is a token.
-    if data == "[DONE]":
-        return False
-    return not (data.startswith("{") and '"choices"' in data and '"content"' not in data)
-
-
 class SseTokens:
-    """``sse``: every ``data:`` event is a token but ``[DONE]`` and OpenAI's content-less final chunk; the end is
-    ``data: [DONE]``."""
+    """``sse``: every ``data:`` event is a token but ``[DONE]`` and OpenAI's content-less final chunk (it carries
+    ``finish_reason``); the end is ``data: [DONE]``."""
 
-    __slots__ = ("_decoder", "finished")
+    __slots__ = ("_events", "finished")
 
     def __init__(self) -> None:
-        self._decoder = SseDecoder()
+        self._events = SseDecoder().feed_raw
         self.finished = False
 
     def feed(self, data: bytes) -> int:
         count = 0
-        for event in self._decoder.feed(data):
-            if event.data == "[DONE]":
+        for _, body, _ in self._events(data):
+            if body[:1] == b"{":
+                if b'"choices"' not in body or b'"content"' in body:
+                    count += 1
+            elif body == b"[DONE]":
                 self.finished = True
-            elif _is_token(event.data):
+            else:
                 count += 1
         return count
 

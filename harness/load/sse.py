@@ -7,18 +7,23 @@ end). Lines starting with ``:`` are comments. Fields: ``data`` (lines joined wit
 (reconnection time in ms, only if all ASCII digits); others are ignored. An event is dispatched at a blank line,
 and only if it had data. Whatever is pending when the stream ends is discarded, as the standard says.
 
+It works on whole reads of bytes: one ``split`` per read, a loop over its lines, and no UTF-8 decoding until an
+event's data is wanted as text (every byte the format gives meaning to is ASCII, and UTF-8 never hides one inside a
+character, so splitting bytes is splitting text; a character split across reads is whole by the time its line is).
+
 Spec: https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation
 """
 
 from __future__ import annotations
 
-import codecs
-import re
 from dataclasses import dataclass
 
-__all__ = ["SseDecoder", "SseEvent"]
+__all__ = ["RawEvent", "SseDecoder", "SseEvent"]
 
-_LINE_END = re.compile(r"\r\n|\r|\n")
+_BOM = b"\xef\xbb\xbf"
+
+RawEvent = tuple[bytes, bytes, str]
+"""(event type, b"" for the default ``message``; data, UTF-8 bytes; the last event id at dispatch)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,32 +35,23 @@ class SseEvent:
     last_event_id: str = ""
 
 
-class SseDecoder:
-    """Feed it bytes with ``feed``; it returns the events completed by them."""
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", "replace")
 
-    __slots__ = (
-        "_data",
-        "_decoder",
-        "_event_type",
-        "_has_data",
-        "_partial",
-        "_skip_lf",
-        "_started",
-        "comments",
-        "last_event_id",
-        "retry_ms",
-    )
+
+class SseDecoder:
+    """Feed it bytes with :meth:`feed` (events as text) or :meth:`feed_raw` (events as bytes, cheaper)."""
+
+    __slots__ = ("_data", "_event_type", "_skip_lf", "_started", "_tail", "comments", "last_event_id", "retry_ms")
 
     def __init__(self) -> None:
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._partial = ""
+        self._tail = b""
         """The start of a line whose end has not arrived."""
         self._skip_lf = False
         """The last read ended with CR: an LF at the start of the next one ends nothing more."""
         self._started = False
-        self._data: list[str] = []
-        self._has_data = False
-        self._event_type = ""
+        self._data: list[bytes] = []
+        self._event_type = b""
         self.last_event_id = ""
         self.retry_ms: int | None = None
         """The last valid ``retry:`` value, in milliseconds."""
@@ -65,71 +61,77 @@ class SseDecoder:
     @property
     def pending(self) -> bool:
         """True when part of an event (a line or fields without their blank line) is waiting for more bytes."""
-        return bool(self._partial or self._has_data or self._event_type)
+        return bool(self._tail or self._data or self._event_type)
 
     def feed(self, data: bytes) -> list[SseEvent]:
         """Decode ``data`` and return the events it completed, in order."""
-        text = self._decoder.decode(data)
-        if not self._started and text:
+        return [
+            SseEvent(_text(body), _text(kind) if kind else "message", last_id)
+            for kind, body, last_id in self.feed_raw(data)
+        ]
+
+    def feed_raw(self, data: bytes) -> list[RawEvent]:
+        """Decode ``data`` and return the events it completed, in order, as :data:`RawEvent` tuples."""
+        if not self._started:
+            data = self._tail + data
+            self._tail = b""
+            if len(data) < len(_BOM) and _BOM.startswith(data):
+                self._tail = data  # maybe the start of a BOM: wait for the rest
+                return []
             self._started = True
-            if text[0] == "\ufeff":  # one leading BOM is skipped
-                text = text[1:]
-        if self._skip_lf and text:
-            if text[0] == "\n":
-                text = text[1:]
+            if data.startswith(_BOM):  # one leading BOM is skipped
+                data = data[len(_BOM) :]
+        if self._skip_lf and data:
+            if data[:1] == b"\n":
+                data = data[1:]
             self._skip_lf = False
-        if not text:
+        if b"\r" in data:
+            self._skip_lf = data.endswith(b"\r")
+            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        if b"\n" not in data:
+            self._tail += data
             return []
-        if "\r" in text:
-            lines = _LINE_END.split(text)
-            self._skip_lf = text.endswith("\r")
-        else:
-            lines = text.split("\n")
-        lines[0] = self._partial + lines[0]
-        self._partial = lines.pop()  # "" when the text ended with a line end
-        events: list[SseEvent] = []
+        lines = data.split(b"\n")
+        if self._tail:
+            lines[0] = self._tail + lines[0]
+        self._tail = lines.pop()  # b"" when the read ended with a line end
+        events: list[RawEvent] = []
+        values = self._data
         for line in lines:
-            if line:
+            if line[:5] == b"data:":
+                values.append(line[6:] if line[5:6] == b" " else line[5:])
+            elif line:
                 self._field(line)
-            elif self._has_data:
-                events.append(self._dispatch())
+            elif values:
+                events.append(
+                    (self._event_type, values[0] if len(values) == 1 else b"\n".join(values), self.last_event_id)
+                )
+                values.clear()
+                self._event_type = b""
             else:
-                self._event_type = ""  # a blank line without data resets the event type
+                self._event_type = b""  # a blank line without data resets the event type
         return events
 
-    def _field(self, line: str) -> None:
-        name, colon, value = line.partition(":")
+    def _field(self, line: bytes) -> None:
+        name, colon, value = line.partition(b":")
         if not name and colon:
             self.comments += 1
             return
-        if value.startswith(" "):
+        if value[:1] == b" ":
             value = value[1:]
-        if name == "data":
+        if name == b"data":
             self._data.append(value)
-            self._has_data = True
-        elif name == "event":
+        elif name == b"event":
             self._event_type = value
-        elif name == "id":
-            if "\0" not in value:
-                self.last_event_id = value
-        elif name == "retry":
-            if value.isascii() and value.isdigit():
-                self.retry_ms = int(value)
-
-    def _dispatch(self) -> SseEvent:
-        event = SseEvent(
-            data="\n".join(self._data), type=self._event_type or "message", last_event_id=self.last_event_id
-        )
-        self._data = []
-        self._has_data = False
-        self._event_type = ""
-        return event
+        elif name == b"id":
+            if b"\0" not in value:
+                self.last_event_id = _text(value)
+        elif name == b"retry" and value.isdigit():  # bytes.isdigit is ASCII digits only
+            self.retry_ms = int(value)
 
     def close(self) -> None:
         """The stream ended: discard whatever was pending (an incomplete event is never dispatched)."""
-        self._decoder.reset()
-        self._partial = ""
-        self._data = []
-        self._has_data = False
-        self._event_type = ""
+        self._tail = b""
+        self._data.clear()
+        self._event_type = b""
         self._skip_lf = False

@@ -18,6 +18,8 @@ from harness.runfolder import CLIENT_COLUMNS
 from tests.support import Stack
 
 SCRIPT = r"""
+from gevent import monkey
+monkey.patch_all()  # as Locust does: the stream reads through harness.load.cooperative
 import json, sys
 import gevent
 from gevent.server import StreamServer
@@ -109,7 +111,9 @@ def test_whole_streams_through_every_target(stack: Stack) -> None:
         (whole,) = stat(result, "stream")
         assert whole["length"] == record["bytes"] > 0
         assert not whole["failed"]
-        assert len(stat(result, "ttfb")) == len(stat(result, "ttft")) == len(stat(result, "token gap")) == 1
+        assert len(stat(result, "ttfb")) == len(stat(result, "ttft")) == 1
+        # A relay may merge every chunk into one: a one-token stream has no gap.
+        assert len(stat(result, "token gap")) == (1 if record["tokens"] > 1 else 0)
     assert len({result["record"]["stream_id"] for result in results}) == len(cases)
 
 

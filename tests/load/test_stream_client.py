@@ -1,9 +1,10 @@
-"""The h11 stream client over real loopback sockets: URLs, heads, bodies, truncation, reset, socket options."""
+"""The stream client (httptools) over real loopback sockets: URLs, heads, bodies, truncation, reset, socket options."""
 
 from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -71,6 +72,11 @@ def test_chunked_body_in_pieces_then_end(server: tuple[socket.socket, list[bytes
     thread.join(5)
 
 
+def head_then_body(connection: StreamConnection) -> None:
+    connection.read_head(timeout_s=5)
+    drain(connection)
+
+
 def drain(connection: StreamConnection) -> None:
     while connection.read(timeout_s=5) is not None:
         pass
@@ -108,3 +114,71 @@ def test_socket_options_are_set_before_connecting(server: tuple[socket.socket, l
         accepted.settimeout(5)
         with pytest.raises(ConnectionResetError):  # SO_LINGER 0: the peer sees a reset, not a FIN
             accepted.recv(10)
+
+
+def read_all(listener: socket.socket, reply: bytes, max_bytes: int = 65536) -> tuple[StreamConnection, bytes]:
+    thread = answer_once(listener, reply)
+    connection = connect(listener)
+    connection.send_request("GET", "/", {})
+    assert connection.read_head(timeout_s=5).status == 200
+    pieces = []
+    while (piece := connection.read(max_bytes, timeout_s=5)) is not None:
+        pieces.append(piece)
+    connection.close()
+    thread.join(5)
+    return connection, b"".join(pieces)
+
+
+def test_informational_heads_are_skipped_and_lengths_end_bodies(server: tuple[socket.socket, list[bytes]]) -> None:
+    listener, _ = server
+    reply = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+    connection, body = read_all(listener, reply)
+    assert (body, connection.body_complete, connection.chunks_received) == (b"hello", True, 0)
+
+
+def test_a_body_without_length_or_chunks_ends_at_the_close(server: tuple[socket.socket, list[bytes]]) -> None:
+    listener, _ = server
+    connection, body = read_all(listener, b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil close", 4)
+    assert (body, connection.body_complete, connection.bytes_received) == (b"until close", True, 11)
+
+
+def test_chunks_are_counted_as_they_complete_however_reads_cut_them(server: tuple[socket.socket, list[bytes]]) -> None:
+    listener, _ = server
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(word), word) for word in (b"one", b"two", b"three")) + b"0\r\n\r\n"
+    reply = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+    def run() -> None:  # the head and a chunk cut before its CRLF, then the rest byte by byte
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(reply + chunks[:6])
+            for byte in chunks[6:]:
+                time.sleep(0.005)
+                conn.sendall(bytes([byte]))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    connection = connect(listener)
+    connection.send_request("GET", "/", {})
+    connection.read_head(timeout_s=5)
+    seen = []
+    while (piece := connection.read(2, timeout_s=5)) is not None:
+        seen.append((piece, connection.chunks_received))
+    assert b"".join(piece for piece, _ in seen) == b"onetwothree"
+    assert connection.chunks_received == 3
+    assert [count for _, count in seen] == sorted(count for _, count in seen)
+    thread.join(5)
+    connection.close()
+
+
+def test_bad_http_is_broken_and_header_breaks_are_refused(server: tuple[socket.socket, list[bytes]]) -> None:
+    listener, _ = server
+    thread = answer_once(listener, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+    connection = connect(listener)
+    with pytest.raises(UsageError, match="line break"):
+        connection.send_request("GET", "/", {"X-Bad": "a\r\nInjected: 1"})
+    connection.send_request("GET", "/", {})
+    with pytest.raises(StreamBroken, match="bad HTTP"):  # in the head's read or the body's
+        head_then_body(connection)
+    connection.close()
+    thread.join(5)
