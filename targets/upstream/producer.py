@@ -65,6 +65,10 @@ async def stream_tokens(
             # response.write drains only every 64 KiB; drain per token so the next one waits for the socket.
             await writer.drain()
             state.produced(record, settings.token_bytes)
+            if not interval and index % 64 == 63:
+                # drain() returns at once while the reader keeps up: without a yield, one stream sent as fast as
+                # it is read would hold the event loop (other streams, /__harness/stats) until it ended.
+                await asyncio.sleep(0)
         await response.write(encoder.end())
         await response.write_eof()
         state.close(record, "completed")
