@@ -29,8 +29,8 @@ from typing import Any
 
 import psutil
 
-from harness.gate.checks import gate
 from harness.gate.config import GateOptions
+from harness.gate.run import gate
 
 REPO = Path(__file__).resolve().parent.parent
 SCENARIO = "locustfiles/mixed.py"

@@ -18,7 +18,8 @@ from harness import __version__
 from harness.capture.agent import add_agent_arguments, run_agent
 from harness.capture.probe import add_probe_arguments, run_probe
 from harness.errors import HarnessError, UsageError
-from harness.gate.config import add_gate_arguments, options_from_args
+from harness.gate.config import options_from_args
+from harness.gate.flags import add_gate_arguments
 from harness.launch.process import ChildProcess, stop_all, write_servers_json
 from harness.launch.stack import (
     BUNDLED_RELAYS,
@@ -82,7 +83,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _gate(args: argparse.Namespace) -> int:
-    from harness.gate.checks import run_gate  # pandas loads only for the commands that need it
+    from harness.gate.run import run_gate  # pandas loads only for the commands that need it
 
     return run_gate(Path(args.run_dir), options_from_args(args))
 

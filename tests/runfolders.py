@@ -121,6 +121,10 @@ class CraftedRun:
     """Per target, the ESTABLISHED upstream connections at t (connections.csv)."""
     traced: dict[str, Series] = field(default_factory=dict)
     """Per target under the tracemalloc probe, its traced memory at t (samples.csv traced_bytes)."""
+    fds: dict[str, Series] = field(default_factory=dict)
+    """Per target, its open descriptors at t (samples.csv num_fds)."""
+    events: list[tuple[float, str, str, str]] = field(default_factory=list)
+    """Extra events.csv rows: (seconds since the start, kind, name, detail), e.g. a target_died."""
 
     @property
     def end_s(self) -> float:
@@ -139,6 +143,8 @@ class CraftedRun:
         for name, start, end in self.phases:
             folder.event("phase_start", name, t=T0 + start)
             folder.event("phase_end", name, t=T0 + end)
+        for at, kind, name, detail in self.events:
+            folder.event(kind, name, detail, t=T0 + at)
         ticks = np.arange(0.0, self.end_s + 1e-9, self.interval_s)
         folder.table("samples").extend(
             {
@@ -148,6 +154,7 @@ class CraftedRun:
                 "processes": 1,
                 "rss_bytes": int(series(float(t))),
                 **({"traced_bytes": int(self.traced[name](float(t)))} if name in self.traced else {}),
+                **({"num_fds": int(self.fds[name](float(t)))} if name in self.fds else {}),
             }
             for t in ticks
             for i, (name, series) in enumerate(self.rss.items())

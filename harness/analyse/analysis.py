@@ -1,8 +1,8 @@
-"""The analysis: per-target figures and verdicts from a run folder alone, written to its ``summary.json``.
+"""The analysis: per-target figures from a run folder alone, the figures of its ``summary.json``.
 
-``analyse(folder)`` reads the folder (harness.analyse.run_data), computes each target's figures (metrics_memory,
-metrics_upstream, metrics_cancellation, metrics_clients, the tracemalloc growth tables) and verdicts, writes
-``summary.json`` next to the tables and returns the same dict. Times are seconds since the run's start unless a key
+``analyse_run(run)`` computes each target's figures (memory, memory_causes, upstream, cancellation, clients,
+resources, stalled, the tracemalloc growth tables) and returns them; ``harness.judge.summarise`` adds the checks
+and writes ``summary.json`` (analyse never judges). Times are seconds since the run's start unless a key
 says ``_at`` (epoch seconds); sizes are bytes; shares are fractions (0.25 = 25%). A section that cannot be computed
 is ``{"available": false, "reason": "..."}``.
 
@@ -12,9 +12,10 @@ summary.json
 ==============================================  =================================================================
 key                                             meaning
 ==============================================  =================================================================
-format                                          1
+format                                          2
 run.path / scenario / status                    the folder, meta.json's scenario and status
 run.complete, run.incomplete_reason             false and one sentence when status is not ``complete``
+run.drained                                     whether a drain phase ran (no client connected)
 run.started_at, run.duration_s                  start of the shared time axis (epoch s), its length
 run.phases[]                                    name, start_s, end_s of each phase
 run.windows                                     warmup_end_s, drain_start_s, drain_end_s, source ("phases" or
@@ -52,9 +53,18 @@ targets.<name>.tracemalloc                      traced_before_bytes, traced_afte
                                                 held[] (container, leaf, bytes_diff, held_by), keepers[]
 targets.<name>.traced_memory                    the same figures as memory, named *_traced_* instead of *_rss_*,
                                                 from samples.csv traced_bytes (targets under the tracemalloc probe)
-targets.<name>.verdicts.back_pressure           {state: pass|warn|fail|n/a, reason: one sentence with figures};
-                                                from traced_memory when present (snapshots inflate RSS), else memory
-targets.<name>.verdicts.cancellation            same
+targets.<name>.judged_series                    "traced_bytes" under the tracemalloc probe, else "rss_bytes": the
+                                                series the memory checks are judged on (snapshots inflate RSS)
+targets.<name>.per_request                      requests, stretches, seconds, retained_bytes, per_1000_requests_bytes:
+                                                growth where no slow reader was connected (analyse/memory_causes.py)
+targets.<name>.backlog                          slow_streams, before_bytes, held_bytes, requests, explained_bytes,
+                                                backlog_bytes, peak_at_s, peak_slow_clients,
+                                                held_per_slow_client_bytes, released_bytes
+targets.<name>.churn                            phase, start_s, end_s, rounds, connections, resources[] (resource,
+                                                levels, rises, kept, kept_per_1000_connections) (analyse/resources.py)
+targets.<name>.stalled                          stalled_streams, judged_streams, window_s, hold_s, held_to_leave,
+                                                dropped, cut_short (analyse/stalled.py)
+targets.<name>.process.died, .died_at_s, .detail  a target_died event for the target (events.csv)
 targets.<name>.headline                         the figures the report and ``harness compare`` put side by side
 notes[]                                         sentences on what could not be computed and why
 ==============================================  =================================================================
@@ -64,7 +74,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -76,125 +86,20 @@ from harness.analyse.cancellation import CancellationFigures, cancellation_figur
 from harness.analyse.clients import client_figures
 from harness.analyse.excess import excess_series
 from harness.analyse.growth import TracemallocFiles
-from harness.analyse.memory import MIN_TREND_SAMPLES, MemoryFigures, memory_figures
-from harness.analyse.run_data import RunData, load_run
+from harness.analyse.memory import MIN_TREND_SAMPLES, memory_figures
+from harness.analyse.memory_causes import backlog_figures, per_request_figures
+from harness.analyse.resources import churn_figures, churn_phase
+from harness.analyse.run_data import RunData
+from harness.analyse.stalled import stalled_figures
 from harness.analyse.upstream import UpstreamFigures, upstream_figures
 
-__all__ = [
-    "SUMMARY",
-    "VerdictLimits",
-    "analyse",
-    "analyse_run",
-    "back_pressure_verdict",
-    "cancellation_verdict",
-    "mib",
-]
+__all__ = ["CHURN_ROUNDS", "STALLED_WINDOW_S", "SUMMARY", "analyse_run", "clients_of"]
 
 SUMMARY = "summary.json"
-_MIB = float(1 << 20)
-
-
-@dataclass(frozen=True, slots=True)
-class VerdictLimits:
-    """Where the report's verdicts turn warn and fail (the CI gate has its own, configurable limits)."""
-
-    growth_warn_bytes: float = 4 * _MIB
-    growth_fail_bytes: float = 16 * _MIB
-    """RSS growth over the baseline, judged only when the Theil-Sen lower bound is above zero."""
-    latency_warn_ms: float = 500.0
-    latency_fail_ms: float = 2000.0
-    after_leave_warn_share: float = 0.05
-    after_leave_fail_share: float = 0.20
-
-
-def mib(size: float | None) -> str:
-    return "n/a" if size is None else f"{size / _MIB:.1f} MiB"
-
-
-def _slow_readers(run: RunData, target: str) -> int:
-    behaviour = run.clients.loc[run.clients["target"] == target, "behaviour"].astype(str)
-    return int(behaviour.str.contains("paced|stall", regex=True).sum())
-
-
-def back_pressure_verdict(
-    memory: MemoryFigures | None, slow_readers: int, limits: VerdictLimits, measure: str = "RSS"
-) -> dict[str, str]:
-    """pass/warn/fail on memory growth under slow readers, with the sentence that says why.
-
-    ``measure`` names the series the figures come from: "RSS", or "traced memory" for a profiled target.
-    """
-    if memory is None:
-        return {"state": "n/a", "reason": "no memory samples for this target"}
-    trend = ""
-    rising = False
-    if memory.slope_low_bytes_per_s is not None and memory.slope_bytes_per_s is not None:
-        rising = memory.slope_low_bytes_per_s > 0
-        trend = (
-            f"; trend {mib(memory.slope_bytes_per_s)}/s "
-            f"(95% CI {mib(memory.slope_low_bytes_per_s)} to {mib(memory.slope_high_bytes_per_s)}/s)"
-        )
-    per_client = f"; {mib(memory.held_per_client_bytes)} per client at the peak" if memory.held_per_client_bytes else ""
-    figures = (
-        f"{measure} grew {mib(memory.growth_bytes)} over its {mib(memory.baseline_rss_bytes)} baseline"
-        f"{trend}{per_client}"
-    )
-    if not slow_readers:
-        return {"state": "n/a", "reason": f"no slow or stalled readers in this run ({figures})"}
-    if rising and memory.growth_bytes >= limits.growth_fail_bytes:
-        state = "fail"
-    elif (rising and memory.growth_bytes >= limits.growth_warn_bytes) or (
-        memory.retained_growth_bytes is not None and memory.retained_growth_bytes >= limits.growth_fail_bytes
-    ):
-        state = "warn"
-    else:
-        state = "pass"
-    return {"state": state, "reason": f"{figures}, with {slow_readers} slow-reader streams"}
-
-
-def cancellation_verdict(
-    upstream: UpstreamFigures | None, cancel: CancellationFigures | None, limits: VerdictLimits
-) -> dict[str, str]:
-    """pass/warn/fail on upstream streams outliving their clients, with the sentence that says why."""
-    if upstream is None:
-        return {"state": "n/a", "reason": "not a relay: it has no upstream to cancel"}
-    if upstream.never_opened:
-        return {"state": "n/a", "reason": upstream.note}
-    if upstream.basis == "aggregate" or cancel is None:
-        excess = upstream.excess
-        if excess is None:
-            return {"state": "n/a", "reason": f"no upstream counts of its own: {upstream.note}"}
-        longest_ms = excess.longest_s * 1000
-        failed = excess.at_end > 0 or longest_ms > limits.latency_fail_ms
-        state = "fail" if failed else "warn" if longest_ms > limits.latency_warn_ms else "pass"
-        return {
-            "state": state,
-            "reason": f"upstream streams beyond connected clients for {longest_ms:.0f} ms at the longest "
-            f"(peak {excess.peak}, {excess.stream_seconds:.1f} orphan stream-seconds, {excess.at_end} at the end; "
-            f"basis aggregate: {upstream.note})",
-        }
-    if cancel.left_streams == 0:
-        return {"state": "n/a", "reason": "no client left a stream early in this run"}
-    p99 = cancel.latency_p99_ms
-    share = cancel.tokens_after_leave_share or 0.0
-    orphans = upstream.orphans_at_end or 0
-    parts = [
-        f"{orphans} orphan upstream streams at the end of the drain",
-        f"{cancel.never_closed} of {cancel.left_streams} left streams never closed upstream",
-        f"p99 {p99:.0f} ms from client leaving to upstream closing" if p99 is not None else "no latency measured",
-        f"{cancel.tokens_after_leave:.0f} tokens ({share:.1%}) produced after clients left",
-    ]
-    if (
-        orphans > 0
-        or cancel.never_closed > 0
-        or (p99 is not None and p99 > limits.latency_fail_ms)
-        or share > limits.after_leave_fail_share
-    ):
-        state = "fail"
-    elif (p99 is not None and p99 > limits.latency_warn_ms) or share > limits.after_leave_warn_share:
-        state = "warn"
-    else:
-        state = "pass"
-    return {"state": state, "reason": "; ".join(parts)}
+CHURN_ROUNDS = 4
+"""Rounds the churn phase is cut into (harness.judge.limits.Limits.churn_rounds passes its own)."""
+STALLED_WINDOW_S = 12.0
+"""A stalled client counts toward the stalled check only when it stayed at least this long."""
 
 
 def _tracemalloc(path: Path, target: str) -> dict[str, Any]:
@@ -241,59 +146,89 @@ def _peak_buffered(run: RunData, target: str) -> float | None:
     return float(values.max()) if len(values) else None
 
 
-def _analyse_target(run: RunData, name: str, role: str, limits: VerdictLimits) -> dict[str, Any]:
+def _died(run: RunData, name: str) -> dict[str, Any]:
+    rows = run.events[(run.events["kind"] == "target_died") & (run.events["name"] == name)]
+    if rows.empty:
+        return {"died": False, "died_at_s": None, "detail": ""}
+    first = rows.sort_values("t").iloc[0]
+    return {"died": True, "died_at_s": run.windows.relative(float(first["t"])), "detail": str(first["detail"])}
+
+
+def _judged_series(samples: pd.DataFrame, run: RunData, clients: pd.DataFrame) -> tuple[str, Any, Any]:
+    """RSS, or traced memory for a target under the probe (snapshots inflate RSS, never the traced heap)."""
+    traced = memory_figures(samples, run.windows, clients, column="traced_bytes")
+    if traced is not None and traced.samples >= MIN_TREND_SAMPLES:
+        return "traced_bytes", traced, memory_figures(samples, run.windows, clients)
+    return "rss_bytes", None, memory_figures(samples, run.windows, clients)
+
+
+def _analyse_target(run: RunData, name: str, role: str, churn_rounds: int) -> dict[str, Any]:
     clients = run.clients[run.clients["target"] == name]
     samples = run.samples[run.samples["target"] == name]
-    memory = memory_figures(samples, run.windows, clients)
+    series, traced, memory = _judged_series(samples, run, clients)
     memory_section = _section(memory, f"no RSS samples for {name} (samples.csv has none: not sampled or remote)")
     if memory is not None:
         memory_section["peak_buffered_bytes"] = _peak_buffered(run, name)
-    # Under the tracemalloc probe, RSS also holds the snapshots' own high-water mark (RSS never shrinks back):
-    # the back-pressure verdict then rests on traced memory, the Python heap in use, which snapshots leave alone.
-    traced = memory_figures(samples, run.windows, clients, column="traced_bytes")
-    if traced is not None and traced.samples < MIN_TREND_SAMPLES:
-        traced = None
     traced_section = _section(
         traced, f"{name} did not run under the tracemalloc probe (no traced_bytes in samples.csv)"
     )
     traced_section = {key.replace("_rss_", "_traced_"): value for key, value in traced_section.items()}
+    per_request = per_request_figures(samples, run.windows, clients, column=series)
+    backlog = backlog_figures(samples, run.windows, clients, per_request, column=series)
     upstream: UpstreamFigures | None = None
     cancel: CancellationFigures | None = None
+    matched = pd.DataFrame()
     is_relay = role == "relay" or (role == "unknown" and len(clients) > 0)
     phases: list[Any] = []
     if is_relay:
         attribution = attribute(run, name)
+        matched = attribution.matched
         upstream = upstream_figures(run, name, attribution)
         if upstream.basis != "aggregate":
             cancel = cancellation_figures(attribution.matched, run.windows.end)
-        series = excess_series(run, name, attribution.upstream)
-        phases = [asdict(phase) for phase in per_phase(attribution.matched, run.windows.end, run.phases, series)]
+        excess = excess_series(run, name, attribution.upstream)
+        phases = [asdict(phase) for phase in per_phase(attribution.matched, run.windows.end, run.phases, excess)]
     not_relay = f"{name} is the {role}, not a relay" if role != "unknown" else f"{name} has no client streams"
     cancel_reason = not_relay if upstream is None else upstream.note
-    verdicts = {
-        "back_pressure": back_pressure_verdict(memory, _slow_readers(run, name), limits)
-        if traced is None
-        else back_pressure_verdict(traced, _slow_readers(run, name), limits, measure="traced memory"),
-        "cancellation": cancellation_verdict(upstream, cancel, limits),
-    }
     client = client_figures(clients) if len(clients) else None
+    churn = churn_figures(run, name, churn_rounds)
+    stalled = stalled_figures(clients, matched, STALLED_WINDOW_S) if len(clients) else None
     result = {
         "role": role,
+        "process": _died(run, name),
+        "judged_series": series,
         "memory": memory_section,
         "traced_memory": traced_section,
+        "per_request": _section(per_request, f"no {series} samples for {name}"),
+        "backlog": _section(
+            backlog,
+            f"no slow or stalled reader of {name} in this run" if memory is not None else f"no samples for {name}",
+        ),
         "upstream": _section(upstream, not_relay),
         "cancellation": _section(cancel, cancel_reason),
         "cancellation_phases": phases,
         "clients": _section(client, f"no client streams were recorded for {name}"),
+        "churn": _section(churn, "no churn phase in this run" if churn_phase(run) is None else "no readings"),
+        "stalled": _section(stalled, f"no client of {name} stalled in this run"),
         "tracemalloc": _tracemalloc(run.path, name),
-        "verdicts": verdicts,
     }
-    result["headline"] = _headline(memory, upstream, cancel, client)
+    result["headline"] = _headline(memory, upstream, cancel, client, backlog, per_request, churn, stalled)
     return result
 
 
-def _headline(memory: Any, upstream: Any, cancel: Any, client: Any) -> dict[str, float | None]:
+def _headline(
+    memory: Any, upstream: Any, cancel: Any, client: Any, backlog: Any, per_request: Any, churn: Any, stalled: Any
+) -> dict[str, float | None]:
+    kept = (
+        [r.kept_per_1000_connections for r in churn.resources if r.kept_per_1000_connections is not None]
+        if churn
+        else []
+    )
     return {
+        "backlog_bytes": backlog.backlog_bytes if backlog else None,
+        "retained_per_1000_requests_bytes": per_request.per_1000_requests_bytes if per_request else None,
+        "kept_per_1000_connections": max(kept) if kept else None,
+        "stalled_hold_s": stalled.hold_s if stalled else None,
         "growth_bytes": memory.growth_bytes if memory else None,
         "retained_growth_bytes": memory.retained_growth_bytes if memory else None,
         "slope_low_bytes_per_s": memory.slope_low_bytes_per_s if memory else None,
@@ -319,9 +254,8 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def analyse_run(run: RunData, limits: VerdictLimits | None = None) -> dict[str, Any]:
-    """The summary of a loaded run (nothing written)."""
-    limits = limits or VerdictLimits()
+def analyse_run(run: RunData, churn_rounds: int = CHURN_ROUNDS) -> dict[str, Any]:
+    """The figures of a loaded run (nothing written): summary.json without its checks."""
     windows = run.windows
     notes = []
     if run.incomplete:
@@ -335,13 +269,14 @@ def analyse_run(run: RunData, limits: VerdictLimits | None = None) -> dict[str, 
     if run.upstream_streams.empty and not run.clients.empty:
         notes.append("upstream_streams.csv has no rows: upstream figures fall back to aggregate counts")
     summary = {
-        "format": 1,
+        "format": 2,
         "run": {
             "path": str(run.path),
             "scenario": run.meta.get("scenario"),
             "status": run.status,
             "complete": not run.incomplete,
             "incomplete_reason": run.incomplete_reason,
+            "drained": any("drain" in p.name.lower() and p.end > p.start for p in run.phases),
             "started_at": windows.start,
             "duration_s": windows.end - windows.start,
             "phases": [
@@ -355,20 +290,11 @@ def analyse_run(run: RunData, limits: VerdictLimits | None = None) -> dict[str, 
                 "source": windows.source,
             },
         },
-        "targets": {info.name: _analyse_target(run, info.name, info.role, limits) for info in run.targets},
+        "targets": {info.name: _analyse_target(run, info.name, info.role, churn_rounds) for info in run.targets},
         "notes": notes,
     }
     cleaned: dict[str, Any] = _clean(summary)
     return cleaned
-
-
-def analyse(folder: Path, limits: VerdictLimits | None = None) -> dict[str, Any]:
-    """Analyse the run folder at ``folder``, write its summary.json and return the summary."""
-    summary = analyse_run(load_run(folder), limits)
-    aside = folder / f".{SUMMARY}.tmp"
-    aside.write_text(json.dumps(summary, indent=2) + "\n")
-    aside.replace(folder / SUMMARY)
-    return summary
 
 
 def clients_of(run: RunData, target: str) -> pd.DataFrame:

@@ -22,7 +22,7 @@ import pandas as pd
 from harness.errors import RunFolderError
 from harness.runfolder import TABLES, RunFolder
 
-__all__ = ["PhaseSpan", "RunData", "TargetInfo", "Windows", "load_run", "read_table"]
+__all__ = ["PhaseSpan", "RunData", "TargetInfo", "Windows", "load_run", "read_table", "verify_tables"]
 
 _TEXT_COLUMNS = frozenset(
     {
@@ -235,3 +235,30 @@ def load_run(path: Path) -> RunData:
         status=status,
         incomplete_reason=reason,
     )
+
+
+def verify_tables(run: RunData) -> None:
+    """For a run that says it completed, refuse a table cut short or corrupt: RunFolderError naming the file.
+
+    A killed or interrupted run may end its tables mid-row (they are read as far as they go); a complete one has
+    every row whole: as many fields as its header, and a final newline.
+    """
+    if run.incomplete:
+        return
+    for name in TABLES:
+        path = run.path / f"{name}.csv"
+        if not path.is_file() or path.stat().st_size == 0:
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise RunFolderError(f"{str(path)!r} is unreadable: {error}") from error
+        if not text.endswith("\n"):
+            raise RunFolderError(f"{str(path)!r} is truncated: its last row has no line end, in a run marked complete")
+        rows = csv.reader(text.splitlines())
+        header = next(rows, [])
+        for number, row in enumerate(rows, start=2):
+            if len(row) != len(header):
+                raise RunFolderError(
+                    f"{str(path)!r} is corrupt: line {number} has {len(row)} fields, its header {len(header)}"
+                )

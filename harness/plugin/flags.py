@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from harness.errors import UsageError
-from harness.gate.config import add_locust_gate_arguments
+from harness.gate.flags import add_locust_gate_arguments
 from harness.launch.stack import BUNDLED_RELAYS, add_stack_arguments, parse_target_names
 from harness.launch.targets_spec import add_target_arguments
 from harness.load.pacing import Pace

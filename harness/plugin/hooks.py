@@ -74,7 +74,7 @@ def _on_quitting(environment: Any, **_: Any) -> None:
     if plugin is None or plugin.is_worker or not getattr(plugin.options, "gate", False):
         return
     plugin.stop()  # samplers stopped, stack stopped, meta.json finished, report written: the folder is complete
-    from harness.gate.checks import judge_locust_run  # pandas loads only when the gate is asked for
+    from harness.gate.run import judge_locust_run  # pandas loads only when the gate is asked for
 
     judge_locust_run(environment, plugin.folder.path if plugin.folder is not None else None)
     if plugin.interrupts.exit_code is not None:  # an interrupted run exits with its signal's code, judged or not

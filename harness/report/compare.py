@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go  # type: ignore[import-untyped]
 
-from harness.analyse.analysis import analyse_run
 from harness.analyse.cancellation import per_stream_cancellation
 from harness.analyse.clients import per_stream_timings
 from harness.analyse.run_data import RunData, load_run
 from harness.analyse.upstream import match_streams
+from harness.judge.summary import summarise
 from harness.report.chart_base import Chart, finish, fit_axes
 from harness.report.charts import comparison_colors, comparison_memory_chart
 from harness.report.compare_stats import CompareLimits, Comparison, compare_values, holm
@@ -250,6 +250,6 @@ def write_comparison(folders: Sequence[Path], out: Path, limits: CompareLimits |
     runs = []
     for label, folder in zip(_labels(folders), folders, strict=True):
         run = load_run(folder)
-        runs.append((label, run, analyse_run(run)))
+        runs.append((label, run, summarise(run)))
     out.parent.mkdir(parents=True, exist_ok=True)
     return write_atomically(out, render_comparison(runs, limits))

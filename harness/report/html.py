@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.analyse.analysis import SUMMARY, analyse_run
 from harness.analyse.run_data import RunData, load_run
+from harness.judge.summary import SUMMARY, summarise
 from harness.report.charts import SECTIONS, build_charts
 from harness.report.formats import count, ms, rate, seconds, share, size, when
 from harness.report.page import environment, figures, plotly_js, write_atomically
@@ -161,6 +161,6 @@ def write_report(folder: Path) -> Path:
     report of what was measured, marked incomplete.
     """
     run = load_run(folder)
-    summary = analyse_run(run)
+    summary = summarise(run)
     write_atomically(folder / SUMMARY, json.dumps(summary, indent=2) + "\n")
     return write_atomically(folder / REPORT, render_report(run, summary))

@@ -1,14 +1,16 @@
-"""The analysis on crafted run folders with known answers: memory series, stream matching, cancellation, verdicts."""
+"""The analysis on crafted run folders with known answers: memory series, stream matching, cancellation."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from harness.analyse.analysis import SUMMARY, analyse
+from harness.analyse.analysis import analyse_run
 from harness.analyse.growth import GrowthReport, GrowthSite, HeldGrowth, TracemallocFiles, write_report
+from harness.analyse.run_data import load_run
 from harness.errors import RunFolderError
 from harness.runfolder import RunFolder
 from tests.runfolders import (
@@ -24,6 +26,10 @@ from tests.runfolders import (
 )
 
 
+def analyse(folder: Path) -> dict[str, Any]:
+    return analyse_run(load_run(folder))
+
+
 def _memory_run(tmp_path: Path, series: dict[str, object]) -> dict[str, object]:
     streams = [stream for name in series for stream in slow_readers(name, 4)]
     run = CraftedRun(rss=series, streams=streams)  # type: ignore[arg-type]
@@ -37,7 +43,6 @@ def test_flat_series_has_no_growth_and_a_trend_interval_around_zero(tmp_path: Pa
     assert memory["growth_bytes"] < 256 * 1024  # the peak of the noise, no more
     assert abs(memory["retained_growth_bytes"]) < 128 * 1024
     assert memory["slope_low_bytes_per_s"] <= 0 <= memory["slope_high_bytes_per_s"]
-    assert target["verdicts"]["back_pressure"]["state"] == "pass"
 
 
 def test_steady_leak_is_measured_at_its_rate_and_fails(tmp_path: Path) -> None:
@@ -48,17 +53,12 @@ def test_steady_leak_is_measured_at_its_rate_and_fails(tmp_path: Path) -> None:
     assert memory["memory"]["growth_bytes"] == pytest.approx(40 * rate, rel=0.02)  # leaks through the drain too
     assert memory["memory"]["retained_growth_bytes"] > 35 * rate
     assert memory["memory"]["held_per_client_bytes"] == pytest.approx(memory["memory"]["growth_bytes"] / 4)
-    verdict = memory["verdicts"]["back_pressure"]
-    assert verdict["state"] == "fail"
-    assert "MiB" in verdict["reason"]
-    assert "baseline" in verdict["reason"]
 
 
 def test_warmup_spike_is_left_out_of_the_baseline_and_the_growth(tmp_path: Path) -> None:
     memory = _memory_run(tmp_path, {"lazy": warmup_spike(50 * MIB, at_s=2.0, length_s=3.0)})["targets"]["lazy"]
     assert abs(memory["memory"]["baseline_rss_bytes"] - BASE_RSS) < 128 * 1024
     assert memory["memory"]["growth_bytes"] < 256 * 1024
-    assert memory["verdicts"]["back_pressure"]["state"] == "pass"
 
 
 def test_sawtooth_has_no_trend_and_passes(tmp_path: Path) -> None:
@@ -69,14 +69,12 @@ def test_sawtooth_has_no_trend_and_passes(tmp_path: Path) -> None:
     # Theil-Sen leans toward the rising ramps (every pair within a tooth is steep), but over the whole load the
     # trend stays well under one tooth, where a leak's would be many
     assert abs(memory["memory"]["slope_bytes_per_s"]) * memory["memory"]["trend_window_s"] < 0.5 * 8 * MIB
-    assert memory["verdicts"]["back_pressure"]["state"] == "pass"
 
 
-def test_back_pressure_is_not_judged_without_slow_readers(tmp_path: Path) -> None:
+def test_backlog_has_no_figures_without_slow_readers(tmp_path: Path) -> None:
     run = CraftedRun(rss={"eager": leak(MIB, start_s=10.0)})
-    verdict = analyse(run.write(tmp_path))["targets"]["eager"]["verdicts"]["back_pressure"]
-    assert verdict["state"] == "n/a"
-    assert "no slow or stalled readers" in verdict["reason"]
+    backlog = analyse(run.write(tmp_path))["targets"]["eager"]["backlog"]
+    assert backlog == {"available": False, "reason": "no slow or stalled reader of eager in this run"}
 
 
 def _cancel_run(tmp_path: Path) -> dict[str, object]:
@@ -97,7 +95,6 @@ def test_cancellation_latencies_are_matched_by_stream_id(tmp_path: Path) -> None
     assert lazy["upstream"]["orphans_at_end"] == 0
     assert lazy["upstream"]["orphan_stream_seconds"] == pytest.approx(0.150, abs=1e-3)
     assert cancel["tokens_after_leave_share"] < 0.05
-    assert lazy["verdicts"]["cancellation"]["state"] == "pass"
 
 
 def test_streams_never_closed_are_orphans_and_fail(tmp_path: Path) -> None:
@@ -111,9 +108,6 @@ def test_streams_never_closed_are_orphans_and_fail(tmp_path: Path) -> None:
     # closed ones: the 100 tokens produced after the client left; the open ones sent nothing after it left
     assert cancel["tokens_after_leave"] == pytest.approx(300.0, abs=0.5)
     assert cancel["undelivered_tokens"] == 300
-    verdict = eager["verdicts"]["cancellation"]
-    assert verdict["state"] == "fail"
-    assert "2 orphan upstream streams" in verdict["reason"]
 
 
 def test_dropped_stream_ids_are_paired_by_time_order_and_the_kernel_count_only_corroborates(tmp_path: Path) -> None:
@@ -131,14 +125,12 @@ def test_dropped_stream_ids_are_paired_by_time_order_and_the_kernel_count_only_c
     assert upstream["upstream_open_at_end_kernel"] == 5
     assert (cancel["closed"], cancel["never_closed"]) == (2, 1)
     assert cancel["latency_p50_ms"] == pytest.approx(10.0, abs=0.01)
-    assert target["verdicts"]["cancellation"]["state"] == "fail"
 
 
-def test_summary_json_is_written_and_strict_json(tmp_path: Path) -> None:
+def test_summary_is_strict_json(tmp_path: Path) -> None:
     folder = CraftedRun(rss={"lazy": flat()}, streams=leaving_streams("lazy", [0.01])).write(tmp_path)
     summary = analyse(folder)
-    on_disk = json.loads((folder / SUMMARY).read_text(), parse_constant=lambda name: pytest.fail(name))
-    assert on_disk == summary
+    assert json.loads(json.dumps(summary), parse_constant=lambda name: pytest.fail(name)) == summary
     assert [phase["name"] for phase in summary["run"]["phases"]] == ["warm-up", "load", "drain"]
     assert summary["run"]["windows"]["source"] == "phases"
 
@@ -158,7 +150,6 @@ def test_missing_optional_data_leaves_sections_out_with_a_reason(tmp_path: Path)
     assert "no RSS samples" in target["memory"]["reason"]
     assert target["tracemalloc"]["available"] is False
     assert "profiling was off" in target["tracemalloc"]["reason"]
-    assert target["verdicts"]["back_pressure"]["state"] == "n/a"
 
 
 def test_phases_missing_use_stand_in_windows(tmp_path: Path) -> None:
@@ -209,8 +200,5 @@ def test_profiled_target_is_judged_on_traced_memory_not_on_snapshot_inflated_rss
     lazy, eager = targets["lazy"], targets["eager"]
     assert lazy["memory"]["growth_bytes"] > 18 * MIB  # RSS: the snapshots' high-water mark
     assert lazy["traced_memory"]["growth_bytes"] < 256 * 1024
-    assert lazy["verdicts"]["back_pressure"]["state"] == "pass"
-    assert lazy["verdicts"]["back_pressure"]["reason"].startswith("traced memory grew")
     assert eager["traced_memory"]["slope_bytes_per_s"] == pytest.approx(1 * MIB, rel=0.02)
-    assert eager["verdicts"]["back_pressure"]["state"] == "fail"
     assert "baseline_traced_bytes" in eager["traced_memory"]

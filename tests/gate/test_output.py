@@ -9,26 +9,36 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.gate.checks import CheckResult, GateVerdict, TargetVerdict
 from harness.gate.output import console_lines, junit_xml, markdown, write_markdown
+from harness.gate.verdict import GateVerdict, TargetVerdict
+from harness.judge.check import Check
 from tests.runfolders import MIB, CraftedRun, flat, leak, leaving_streams
 
+
+def _check(target: str, name: str, state: str, sentence: str) -> Check:
+    return Check.from_dict({"target": target, "check": name, "state": state, "sentence": sentence})
+
+
+RUN_OK = (_check("run", "run_complete", "pass", "the run finished all 5 phases, drain included, in 58 s"),)
 VERDICT = GateVerdict(
     "reports/mixed-1",
+    RUN_OK,
     (
         TargetVerdict(
             "eager",
             (
-                CheckResult("eager", "memory", "fail", "eager: RSS grew 48.2 MiB after warm-up (limit 16.0 MiB)"),
-                CheckResult("eager", "leaked_streams", "pass", "eager: 0 upstream streams ... (limit 0)"),
+                _check(
+                    "eager", "backlog_slow_readers", "fail", "48.2 MiB of RSS held for slow readers (limit 16.0 MiB)"
+                ),
+                _check("eager", "leaked_streams", "pass", "0 upstream streams ... (limit 0)"),
             ),
             expect_fail=True,
         ),
         TargetVerdict(
             "lazy",
             (
-                CheckResult("lazy", "memory", "warn", "lazy: RSS grew 20.0 MiB | a step"),
-                CheckResult("lazy", "leaked_streams", "fail", "lazy: 1 upstream streams still open (limit 0)"),
+                _check("lazy", "backlog_slow_readers", "warn", "5.0 MiB of RSS held | a step"),
+                _check("lazy", "leaked_streams", "fail", "1 upstream stream still open (limit 0)"),
             ),
         ),
     ),
@@ -39,10 +49,11 @@ VERDICT = GateVerdict(
 def test_console_has_a_line_per_check_and_per_control() -> None:
     lines = console_lines(VERDICT)
     assert lines[0] == "gate: judging reports/mixed-1"
-    assert "XFAIL eager: RSS grew 48.2 MiB after warm-up (limit 16.0 MiB)" in lines
-    assert "WARN  lazy: RSS grew 20.0 MiB | a step" in lines
-    assert "FAIL  lazy: 1 upstream streams still open (limit 0)" in lines
-    assert any(line.startswith("PASS  eager: expected to fail (positive control)") for line in lines)
+    assert "PASS       run run_complete: the run finished all 5 phases, drain included, in 58 s" in lines
+    assert "XFAIL      eager backlog_slow_readers: 48.2 MiB of RSS held for slow readers (limit 16.0 MiB)" in lines
+    assert "WARN       lazy backlog_slow_readers: 5.0 MiB of RSS held | a step" in lines
+    assert "FAIL       lazy leaked_streams: 1 upstream stream still open (limit 0)" in lines
+    assert any(line.startswith("PASS       eager positive_control: expected to fail (positive") for line in lines)
     assert lines[-1] == "gate: FAIL (1 of 2 targets failed: lazy; 1 warning)"
 
 
@@ -50,25 +61,28 @@ def test_junit_has_one_case_per_target_and_check_and_fails_the_right_ones() -> N
     root = ET.fromstring(junit_xml(VERDICT))
     cases = root.findall("./testsuite/testcase")
     assert [(case.get("classname"), case.get("name")) for case in cases] == [
-        ("gate.eager", "memory"),
+        ("gate.run", "run_complete"),
+        ("gate.eager", "backlog_slow_readers"),
         ("gate.eager", "leaked_streams"),
         ("gate.eager", "positive_control"),
-        ("gate.lazy", "memory"),
+        ("gate.lazy", "backlog_slow_readers"),
         ("gate.lazy", "leaked_streams"),
     ]
     failed = [
         case.get("classname", "") + "." + case.get("name", "") for case in cases if case.find("failure") is not None
     ]
     assert failed == ["gate.lazy.leaked_streams"]
-    assert root.get("tests") == "5"
+    assert root.get("tests") == "6"
     assert root.get("failures") == "1"
-    eager_memory = cases[0].findtext("system-out") or ""
-    assert eager_memory.startswith("expected failure (positive control): eager: RSS grew 48.2 MiB")
-    assert (cases[3].findtext("system-out") or "").startswith("WARNING: lazy:")
+    eager_memory = cases[1].findtext("system-out") or ""
+    assert eager_memory.startswith("expected failure (positive control): 48.2 MiB of RSS held")
+    assert (cases[4].findtext("system-out") or "").startswith("WARNING: 5.0 MiB")
 
 
 def test_a_positive_control_that_passed_is_a_junit_failure() -> None:
-    quiet = GateVerdict("r", (TargetVerdict("eager", (CheckResult("eager", "memory", "pass", "eager: ok"),), True),))
+    quiet = GateVerdict(
+        "r", RUN_OK, (TargetVerdict("eager", (_check("eager", "leaked_streams", "pass", "ok"),), True),)
+    )
     root = ET.fromstring(junit_xml(quiet))
     control = root.find("./testsuite/testcase[@name='positive_control']")
     assert control is not None
@@ -80,8 +94,8 @@ def test_a_positive_control_that_passed_is_a_junit_failure() -> None:
 def test_markdown_table_and_step_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     text = markdown(VERDICT)
     assert text.startswith("### stream-harness gate: FAIL\n")
-    assert "| lazy | memory | **warn** | lazy: RSS grew 20.0 MiB \\| a step |" in text
-    assert "| eager | memory | fail (expected) |" in text
+    assert "| lazy | backlog_slow_readers | **warn** | 5.0 MiB of RSS held \\| a step |" in text
+    assert "| eager | backlog_slow_readers | fail (expected) |" in text
     assert "| eager | positive control | pass |" in text
     assert "- no warm-up phase" in text
     summary = tmp_path / "step_summary.md"
@@ -110,9 +124,12 @@ def test_gate_command_exit_codes_and_outputs(
     junit, md = tmp_path / "gate.xml", tmp_path / "gate.md"
     assert main(["gate", str(folder), "--junit", str(junit), "--markdown", str(md)]) == 1
     out = capsys.readouterr().out
-    assert "FAIL  eager: 5 upstream streams still open after the drain with no client (limit 0)" in out
+    assert (
+        "FAIL       eager leaked_streams: 5 upstream streams still open after the drain with no client (limit 0)" in out
+    )
     assert out.rstrip().endswith("gate: FAIL (1 of 2 targets failed: eager; 0 warnings)")
-    assert len(ET.parse(junit).getroot().findall("./testsuite/testcase")) == 8  # 2 targets x 4 checks
+    cases = ET.parse(junit).getroot().findall("./testsuite/testcase")
+    assert len(cases) == 1 + 2 * 9  # the run's check, then 9 per target
     assert md.read_text().startswith("### stream-harness gate: FAIL")
     assert main(["gate", str(folder), "--expect-fail", "eager"]) == 0
     assert main(["gate", str(folder), "--target", "lazy"]) == 0

@@ -50,7 +50,13 @@ def test_launched_servers_show_what_they_really_do_when_clients_leave(tmp_path: 
         "--launch", f"node={NODE_PROXY}",
     ) as run:  # fmt: skip
         assert run.wait(110) == 0, run.output()[-3000:]
-        targets = summary(run.folder())["targets"]
+        judged = summary(run.folder())
+        targets = judged["targets"]
+        cancelling = ("leaked_streams", "cancel_latency", "tokens_after_leave")
+        states: dict[str, set[str]] = {c["target"]: set() for c in judged["checks"]}
+        for check in judged["checks"]:
+            if check["check"] in cancelling:
+                states[check["target"]].add(check["state"])
         names = ("fastapi-eager", "fastapi-lazy", "node")
         assert set(targets) == {*names, *(f"upstream@{name}" for name in names)}  # each with its own upstream
         for name in ("fastapi-eager", "fastapi-lazy", "node"):
@@ -59,12 +65,12 @@ def test_launched_servers_show_what_they_really_do_when_clients_leave(tmp_path: 
             assert targets[name]["cancellation"]["left_streams"] > 0
         eager, lazy, node = (targets[name]["cancellation"] for name in ("fastapi-eager", "fastapi-lazy", "node"))
         # the eager app's pump reads on for nobody; the lazy app and the Node proxy close the upstream stream
-        assert targets["fastapi-eager"]["verdicts"]["cancellation"]["state"] == "fail"
+        assert "fail" in states["fastapi-eager"]
         assert eager["tokens_after_leave_share"] > 0.5
         for name, figures in (("fastapi-lazy", lazy), ("node", node)):
             assert figures["never_closed"] == 0, (name, figures)
             assert figures["tokens_after_leave_share"] < eager["tokens_after_leave_share"] / 2, (name, figures)
-            assert targets[name]["verdicts"]["cancellation"]["state"] != "fail", targets[name]["verdicts"]
+            assert "fail" not in states[name], judged["checks"]
         assert_all_gone(run.tag)
 
 

@@ -60,8 +60,8 @@ def test_same_runs_mark_nothing_and_a_slower_cancel_is_marked_worse(tmp_path: Pa
     assert cells.marks[("lazy", "cancel_latency", "1")] == ""
     assert cells.marks[("lazy", "cancel_latency", "2")] == "worse"
     assert not any(mark for (_, _, run), mark in cells.marks.items() if run == "1")
-    state, css = cells.states[("lazy", "back_pressure", "2")]
+    state, css = cells.states[("lazy", "backlog_slow_readers", "2")]
     assert (state, css) == ("fail", "changed")
-    assert cells.states[("lazy", "back_pressure", "1")] == ("pass", "")
+    assert cells.states[("lazy", "backlog_slow_readers", "1")] == ("pass", "")
     text = (tmp_path / "out" / "compare.html").read_text(encoding="utf-8")
     assert "n = 28 vs 28" in text

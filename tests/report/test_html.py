@@ -5,6 +5,8 @@ Reports of real runs in a browser: test_pages_in_browser.py.
 
 from __future__ import annotations
 
+import html
+import json
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -69,11 +71,15 @@ def test_report_is_self_contained_with_every_chart_and_the_verdicts(tmp_path: Pa
     assert page.external == []
     assert page.charts == ["memory", "orphans", "streams", "tokens", "latency", "ttft", "timings"]
     assert sorted(page.missing) == ["buffer", "cpu", "gap", "traced"]  # no stats, CPU, gaps or probe here
-    assert page.verdicts[("eager", "back_pressure")] == "fail"
-    assert page.verdicts[("eager", "cancellation")] == "fail"
-    assert page.verdicts[("lazy", "back_pressure")] == "pass"
-    assert page.verdicts[("lazy", "cancellation")] == "pass"
+    assert page.verdicts[("eager", "backlog_slow_readers")] == "fail"
+    assert page.verdicts[("eager", "leaked_streams")] == "fail"
+    assert page.verdicts[("lazy", "backlog_slow_readers")] == "pass"
+    assert page.verdicts[("lazy", "cancel_latency")] == "pass"
+    summary = json.loads((path.parent / "summary.json").read_text())
     text = path.read_text(encoding="utf-8")
+    for check in summary["checks"]:  # the report shows the judge's checks, word for word
+        assert page.verdicts[(check["target"], check["check"])] == check["state"]
+        assert html.escape(check["sentence"], quote=False) in text
     assert text.count("Plotly.newPlot") == 1  # plotly.js embedded once, one loop draws every figure
     assert 'href="samples.csv"' in text
     assert 'href="summary.json"' in text

@@ -103,8 +103,8 @@ def test_report_of_each_bundled_scenario(browser: Any, scenario_runs: dict[str, 
                 if target["role"] != "upstream":
                     assert shown[(name, check)] == {"n/a": "not judged"}.get(verdict["state"], verdict["state"])
     if scenario == "disconnects":
-        assert shown[("eager", "cancellation")] == "fail"
-        assert shown[("lazy", "cancellation")] == "pass"
+        assert shown[("eager", "leaked_streams")] == "fail"
+        assert shown[("lazy", "leaked_streams")] == "pass"
 
 
 def _slow_relay_run(root: Path, delay_s: float) -> Path:

@@ -1,0 +1,137 @@
+"""Where every check turns warn or fail: the one place the defaults live.
+
+``harness gate`` reads ``[tool.harness.gate]`` and its flags into a ``Limits`` (harness/gate/config.py); the
+report, the terminal and summary.json use the defaults below unless given other limits. Sizes are bytes,
+durations milliseconds or seconds as named, shares fractions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Literal
+
+from harness.units import format_bytes
+
+__all__ = [
+    "DEFAULT_TOLERANCES",
+    "METRIC_UNITS",
+    "Limits",
+    "Tolerance",
+    "format_amount",
+]
+
+_MIB = float(1 << 20)
+_KIB = float(1 << 10)
+
+METRIC_UNITS = {
+    "backlog_bytes": "size",
+    "retained_per_1000_requests_bytes": "size",
+    "retained_growth_bytes": "size",
+    "growth_bytes": "size",
+    "held_per_slow_client_bytes": "size",
+    "orphans_at_end": "count",
+    "orphan_stream_seconds": "duration",
+    "excess_peak_streams": "count",
+    "cancel_latency_p99_ms": "duration_ms",
+    "tokens_after_leave_share": "share",
+    "kept_per_1000_connections": "count",
+    "stalled_hold_s": "duration",
+    "ttft_p95_ms": "duration_ms",
+}
+"""The headline figures (summary.json ``targets.<name>.headline``) a baseline can be compared on, and their kind."""
+
+
+def format_amount(metric: str, value: float) -> str:
+    """A figure of ``metric`` for a sentence: '4.0 MiB', '120 ms', '3', '2.5%'."""
+    kind = METRIC_UNITS.get(metric, "count")
+    if kind == "size":
+        return format_bytes(value) + ("/s" if metric.endswith("_per_s") else "")
+    if kind == "duration_ms":
+        return f"{value:.0f} ms"
+    if kind == "duration":
+        return f"{value:.1f} s"
+    if kind == "share":
+        return f"{value:.1%}"
+    return f"{value:g}"
+
+
+@dataclass(frozen=True, slots=True)
+class Tolerance:
+    """How much a figure may rise over its baseline value: the larger of a share of it and a fixed amount."""
+
+    metric: str
+    share: float = 0.0
+    """0.1 = the figure may rise by 10% of its baseline value."""
+    amount: float = 0.0
+    """In the metric's own unit (bytes, ms, a count, a share)."""
+
+    def allowed(self, baseline: float) -> float:
+        return max(self.share * abs(baseline), self.amount)
+
+    def __str__(self) -> str:
+        parts = []
+        if self.share:
+            parts.append(f"{self.share * 100:g}%")
+        if self.amount or not parts:
+            parts.append(format_amount(self.metric, self.amount))
+        return "+".join(parts)
+
+
+DEFAULT_TOLERANCES = (
+    Tolerance("backlog_bytes", 0.25, 4 * _MIB),
+    Tolerance("retained_per_1000_requests_bytes", 0.25, 1 * _MIB),
+    Tolerance("orphans_at_end", 0.0, 0.0),
+    Tolerance("cancel_latency_p99_ms", 0.5, 100.0),
+    Tolerance("tokens_after_leave_share", 0.25, 0.02),
+    Tolerance("kept_per_1000_connections", 0.0, 5.0),
+)
+"""Compared with a baseline unless told otherwise; small fixed amounts keep tiny figures' noise from failing."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Every check's limits. ``harness/gate/config.py`` documents the ``[tool.harness.gate]`` key of each."""
+
+    backlog_bytes: float = 16 * _MIB
+    """Memory held while slow readers are connected, beyond what the requests explain: fail at or above the larger
+    of this and ``backlog_share`` of the baseline."""
+    backlog_share: float = 0.25
+    backlog_warn_bytes: float = 4 * _MIB
+    per_request_bytes: float = 1 * _MIB
+    """Memory retained per 1,000 requests served with no slow reader connected: fail at or above."""
+    per_request_min_bytes: float = 4 * _MIB
+    """... once the retained growth itself reaches this (below it, RSS noise)."""
+    per_request_min_requests: int = 30
+    """Fewer requests than this with no slow reader connected: growth per request is not judged."""
+    leaked_streams: int = 0
+    """Upstream streams allowed open after the drain with their client gone."""
+    cancel_p99_ms: float = 2000.0
+    cancel_p99_warn_ms: float = 500.0
+    after_leave_share: float = 0.20
+    after_leave_warn_share: float = 0.05
+    churn_kept_per_1000: float = 10.0
+    """Descriptors, threads or tasks kept per 1,000 connections of the churn phase: fail at or above, when the
+    count also rose in every round."""
+    churn_rounds: int = 4
+    stalled_hold_s: float = 10.0
+    """A client that reads nothing, held (with its upstream) longer than this: ``stalled_state``."""
+    stalled_state: Literal["warn", "fail"] = "warn"
+    """Holding stalled clients is a policy, not always a bug: a warning unless configured to fail."""
+    tolerances: tuple[Tolerance, ...] = DEFAULT_TOLERANCES
+
+    def check_order(self) -> None:
+        """Raise ValueError naming the first pair whose warn limit lies above its fail limit."""
+        pairs = (
+            ("backlog_warn", self.backlog_warn_bytes, "backlog", self.backlog_bytes),
+            ("cancel_p99_warn", self.cancel_p99_warn_ms, "cancel_p99", self.cancel_p99_ms),
+            ("after_leave_warn_share", self.after_leave_warn_share, "after_leave_share", self.after_leave_share),
+        )
+        for low_key, low, high_key, high in pairs:
+            if low > high:
+                raise ValueError(f"{low_key} ({low:g}) must not be above {high_key} ({high:g})")
+        for spec in fields(self):
+            value = getattr(self, spec.name)
+            if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+                raise ValueError(f"{spec.name} must not be negative, but got {value:g}")
+        if self.churn_rounds < 2:
+            raise ValueError(f"churn_rounds must be at least 2, but got {self.churn_rounds}")
