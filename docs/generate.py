@@ -83,7 +83,7 @@ def _summary_block(section: str) -> Callable[[str], str]:
 
 
 def _limits_block(old: str) -> str:
-    from harness.gate.config import GateLimits
+    from harness.judge.limits import Limits as GateLimits
 
     defaults = GateLimits()
     rows = [

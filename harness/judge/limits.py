@@ -96,7 +96,9 @@ class Limits:
     """Memory held while slow readers are connected, beyond what the requests explain: fail at or above the larger
     of this and ``backlog_share`` of the baseline."""
     backlog_share: float = 0.25
+    """Of the target's baseline memory: the backlog limit is the larger of ``backlog_bytes`` and this share."""
     backlog_warn_bytes: float = 4 * _MIB
+    """A backlog at or above this (and under the limit) warns."""
     per_request_bytes: float = 1 * _MIB
     """Memory retained per 1,000 requests served with no slow reader connected: fail at or above."""
     per_request_min_bytes: float = 4 * _MIB
@@ -106,18 +108,25 @@ class Limits:
     leaked_streams: int = 0
     """Upstream streams allowed open after the drain with their client gone."""
     cancel_p99_ms: float = 2000.0
+    """p99 from a client leaving to its upstream stream closing (on the aggregate basis: the longest stretch of
+    more upstream streams than clients): fail above."""
     cancel_p99_warn_ms: float = 500.0
+    """... warn above."""
     after_leave_share: float = 0.20
+    """Share of the produced tokens made after their clients left: fail above."""
     after_leave_warn_share: float = 0.05
+    """... warn above."""
     churn_kept_per_1000: float = 10.0
     """Descriptors, threads or tasks kept per 1,000 connections of the churn phase: fail at or above, when the
     count also rose in every round."""
     churn_rounds: int = 4
+    """Rounds the churn phase is cut into; a leak rises in every round after the first."""
     stalled_hold_s: float = 10.0
     """A client that reads nothing, held (with its upstream) longer than this: ``stalled_state``."""
     stalled_state: Literal["warn", "fail"] = "warn"
     """Holding stalled clients is a policy, not always a bug: a warning unless configured to fail."""
     tolerances: tuple[Tolerance, ...] = DEFAULT_TOLERANCES
+    """Allowed rise of each headline figure over a baseline (the regression check, with a baseline only)."""
 
     def check_order(self) -> None:
         """Raise ValueError naming the first pair whose warn limit lies above its fail limit."""
