@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 import urllib.parse
 import urllib.request
@@ -27,6 +28,7 @@ from typing import Any
 
 import psutil
 
+from harness.capture.probe_client import ProbeClient, ProbeLaunch
 from harness.launch.process import ChildProcess, LaunchSpec, stop_all
 from harness.launch.stack import StackOptions, add_stack_arguments, start_bundled_stack
 
@@ -240,3 +242,41 @@ class Loopback:
     def close(self) -> None:
         for sock in [*self.clients, *self.accepted, self.listener4, self.listener6]:
             sock.close()
+
+
+GROWER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+
+    held = []
+    signal_file = Path(sys.argv[1])
+    print("program listening on http://127.0.0.1:1", flush=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if signal_file.exists():
+            held.append(bytes(1_000_000))
+            signal_file.unlink()
+        time.sleep(0.02)
+    """
+)
+"""A program that grows by 1 MB every time the file named by its argument appears (and removes it), for 60 s."""
+
+
+@contextlib.contextmanager
+def probed_program(tmp_path: Path, name: str = "grower") -> Iterator[tuple[ProbeClient, Path, ChildProcess]]:
+    """GROWER run under the real tracemalloc probe: (its client, the file that makes it grow, the process); ready
+    within 20 s, stopped after (SIGTERM, then SIGKILL)."""
+    script = tmp_path / f"{name}.py"
+    script.write_text(GROWER)
+    launch = ProbeLaunch.new(tmp_path / f"{name}.probe-port", nframe=1)
+    grow = tmp_path / f"{name}.grow"
+    child = ChildProcess(
+        LaunchSpec(name, launch.argv(["python", str(script), str(grow)]), ready_path=None, env=launch.env()),
+        tmp_path / f"{name}.log",
+    )
+    try:
+        child.wait_ready(20)
+        yield ProbeClient.for_child(child), grow, child
+    finally:
+        child.stop(grace_s=3)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -15,13 +14,6 @@ from harness.runfolder import RunFolder
 from tests.support import Stack, agent_running, free_port, wait_until
 
 ROOT = Path(__file__).parents[2]
-
-
-@pytest.fixture
-def folder(tmp_path: Path) -> Iterator[RunFolder]:
-    created = RunFolder.create(tmp_path / "reports", "agent-client-test")
-    yield created
-    created.finish()
 
 
 def test_client_pages_through_rows_with_the_cursor(stack: Stack, tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import sys
-import textwrap
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,42 +13,13 @@ import pytest
 from harness.capture.probe_client import ProbeClient, ProbeLaunch
 from harness.errors import TargetError
 from harness.launch.process import ChildProcess, LaunchSpec
-from tests.support import wait_until
-
-# Grows by 1 MB every time the file "grow" appears (and removes it), for up to 60 s.
-PROGRAM = textwrap.dedent(
-    """
-    import sys, time
-    from pathlib import Path
-
-    held = []
-    signal_file = Path(sys.argv[1])
-    print("program listening on http://127.0.0.1:1", flush=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if signal_file.exists():
-            held.append(bytes(1_000_000))
-            signal_file.unlink()
-        time.sleep(0.02)
-    """
-)
+from tests.support import probed_program, wait_until
 
 
 @pytest.fixture
 def probed(tmp_path: Path) -> Iterator[tuple[ProbeClient, Path, ChildProcess]]:
-    script = tmp_path / "grower.py"
-    script.write_text(PROGRAM)
-    launch = ProbeLaunch.new(tmp_path / "grower.probe-port", nframe=1)
-    grow = tmp_path / "grow"
-    child = ChildProcess(
-        LaunchSpec("grower", launch.argv(["python", str(script), str(grow)]), ready_path=None, env=launch.env()),
-        tmp_path / "grower.log",
-    )
-    try:
-        child.wait_ready(20)
-        yield ProbeClient.for_child(child), grow, child
-    finally:
-        child.stop(grace_s=3)
+    with probed_program(tmp_path) as probe:
+        yield probe
 
 
 def test_launch_wraps_the_command_in_the_probe_and_passes_token_and_port_file(tmp_path: Path) -> None:

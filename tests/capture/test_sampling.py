@@ -66,13 +66,6 @@ def _open_streams(stack: Stack, name: str, count: int, path: str) -> list[Stream
     return streams
 
 
-@pytest.fixture
-def folder(tmp_path: Path) -> Iterator[RunFolder]:
-    created = RunFolder.create(tmp_path / "reports", "sampling-test")
-    yield created
-    created.finish()
-
-
 def _within_one_interval(counted: list[int], reported: list[float], what: str) -> None:
     """Each count equals the target's own figure at the same tick or at a neighbouring one."""
     assert len(counted) == len(reported), what
