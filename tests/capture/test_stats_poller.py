@@ -20,11 +20,14 @@ def _poll(poller: StatsPoller, t: float = 1.0, wait_s: float = 2.0) -> dict[str,
 
 
 def test_polls_relays_and_upstream_into_one_row_each(stack: Stack) -> None:
-    poller = StatsPoller([StatsTarget(name, stack.url[name]) for name in ("upstream", "lazy")])
+    poller = StatsPoller(
+        [StatsTarget("upstream", stack.url["upstream"], "lazy"), StatsTarget("lazy", stack.url["lazy"])]
+    )
     try:
         for t in (1.0, 2.0):  # the second poll reuses the kept-alive connections
             rows = _poll(poller, t)
             assert set(rows) == {"upstream", "lazy"}
+            assert (rows["upstream"]["upstream_of"], rows["lazy"]["upstream_of"]) == ("lazy", None)
             for row in rows.values():
                 assert set(row) <= set(STATS_COLUMNS)
                 assert row["ok"] == 1
@@ -84,9 +87,10 @@ def test_fetches_the_upstreams_per_stream_records(stack: Stack) -> None:
     while stream.read() is not None:
         pass
     stream.close()
-    rows = fetch_upstream_streams(stack.url["upstream"])
+    rows = fetch_upstream_streams(stack.url["upstream"], target="lazy")
     (mine,) = [row for row in rows if row["id"] == "poller-records"]
     assert tuple(mine) == UPSTREAM_STREAM_COLUMNS
+    assert mine["target"] == "lazy"  # the target whose own upstream this is
     assert mine["tokens_sent"] == 2
     assert mine["end_reason"] == "completed"
 

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import json
+import urllib.request
 from pathlib import Path
 
 import psutil
 import pytest
 
 from harness.errors import TargetStartError, UsageError
-from harness.launch.stack import StackOptions, add_stack_arguments, parse_target_names, start_bundled_stack
+from harness.launch.launched import free_port
+from harness.launch.process import stop_all
+from harness.launch.stack import (
+    StackOptions,
+    add_stack_arguments,
+    parse_target_names,
+    start_bundled_stack,
+    start_upstreams,
+)
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -108,3 +118,23 @@ def test_stack_limits_are_the_upstreams_own() -> None:
     from targets.upstream.settings import LIMITS
 
     assert UPSTREAM_LIMITS == LIMITS
+
+
+def test_each_relay_gets_its_own_upstream_and_a_fixed_port_is_kept(tmp_path: Path) -> None:
+    options = StackOptions(relays=("lazy", "eager"), ready_timeout_s=20, upstream_per_target=True)
+    children = start_bundled_stack(options, tmp_path)
+    port = free_port()
+    try:
+        children += start_upstreams(["mine"], options, tmp_path, {"mine": port}).values()
+        names = [child.name for child in children]
+        assert names == ["upstream@lazy", "upstream@eager", "lazy", "eager", "upstream@mine"]
+        assert children[-1].url == f"http://127.0.0.1:{port}"
+        urls = {str(child.url) for child in children}
+        assert len(urls) == len(children)  # five processes, five ports
+        for child in children:
+            with urllib.request.urlopen(f"{child.url}/__harness/stats", timeout=5) as response:
+                assert json.load(response)["time"] > 0
+        lazy_argv = children[2].spec.argv
+        assert lazy_argv[lazy_argv.index("--upstream") + 1] == children[0].url  # lazy calls upstream@lazy
+    finally:
+        stop_all(children, grace_s=3)
