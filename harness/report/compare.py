@@ -25,7 +25,7 @@ from harness.report.charts import comparison_colors, comparison_memory_chart
 from harness.report.compare_stats import CompareLimits, Comparison, compare_values, holm
 from harness.report.formats import count, seconds, when
 from harness.report.page import environment, figures, plotly_js, write_atomically
-from harness.report.verdicts import checks_of, headline_rows, state_class
+from harness.report.verdicts import RUN, checks_of, state_class
 
 __all__ = ["DISTRIBUTIONS", "render_comparison", "write_comparison"]
 
@@ -132,21 +132,19 @@ def _distribution_rows(runs: Sequence[Run], names: Sequence[str], limits: Compar
 
 
 def _single_rows(runs: Sequence[Run], names: Sequence[str]) -> list[dict[str, Any]]:
-    """The judged headline figures of each run, side by side, unmarked (one value per run: noise unknown)."""
-    per_run = []
-    for _, _, summary in runs:
-        present = [name for name in names if name in summary["targets"]]
-        rows = headline_rows(summary, present, checks_of(summary))
-        per_run.append(
-            {(row.label, name): value for row in rows for name, value in zip(present, row.values, strict=True)}
-        )
-    keys = list(dict.fromkeys(key for table in per_run for key in table))
-    return [
-        {"target": name, "label": label, "cells": [{"text": table.get((label, name), "—")} for table in per_run]}
-        for name in names
-        for label, target in keys
-        if target == name
-    ]
+    """Each check's deciding figure against its limit (the judge's phrase) run by run, unmarked: one value per run
+    gives no noise estimate."""
+    per_run = [{(c.target, c.check): c for c in checks_of(summary) if c.target != RUN} for _, _, summary in runs]
+    keys = [key for key in dict.fromkeys(key for table in per_run for key in table) if key[0] in names]
+    rows = []
+    for target, check in sorted(keys, key=lambda key: list(names).index(key[0])):
+        views = [table.get((target, check)) for table in per_run]
+        if all(view is None or view.state == "not judged" for view in views):
+            continue
+        label = next(view.label for view in views if view)
+        cells = [{"text": view.phrase if view else "—"} for view in views]
+        rows.append({"target": target, "label": label, "cells": cells})
+    return rows
 
 
 def _verdict_rows(runs: Sequence[Run]) -> list[dict[str, Any]]:

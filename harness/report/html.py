@@ -4,7 +4,7 @@
 and returns its path; the Locust plugin calls it at test stop and ``harness report RUN_DIR`` on demand. The page
 needs no network: plotly's JavaScript is embedded once, the figures are inline JSON, links to the raw files are
 relative. It opens with the verdicts: per target and check the state, the deciding figure against its limit, the
-sentence; then the headline figures the checks judged; then the charts (harness.report.charts).
+sentence; then the charts (harness.report.charts) with the figures' tables.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from harness.report.charts import SECTIONS, build_charts
 from harness.report.formats import count, ms, rate, seconds, share, size, when
 from harness.report.page import environment, figures, plotly_js, write_atomically
 from harness.report.palette import target_colors
-from harness.report.verdicts import RUN, checks_of, glance, headline_rows, state_class
+from harness.report.verdicts import RUN, checks_of, glance, state_class
 
 __all__ = ["REPORT", "render_report", "write_report"]
 
@@ -77,6 +77,26 @@ def _client_rows(summary: dict[str, Any], names: Sequence[str]) -> list[tuple[st
     return rows
 
 
+def _waves(summary: dict[str, Any], names: Sequence[str]) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """Cancellation per phase (targets.<name>.cancellation_phases): one row per phase, one cell per relay."""
+    relays = [name for name in names if summary["targets"][name].get("cancellation_phases")]
+    phases: dict[str, dict[str, str]] = {}
+    for name in relays:
+        for wave in summary["targets"][name]["cancellation_phases"]:
+            excess = wave.get("excess") or {}
+            left = wave.get("left_streams") or 0
+            text = (
+                f"{count(left)} left, p99 {ms(wave.get('latency_p99_ms'))}, "
+                f"{count(wave.get('never_closed'))} never closed, {count(wave.get('tokens_after_leave'))} tokens after "
+                f"leave; upstream beyond clients: peak {count(excess.get('peak'))}, "
+                f"{seconds(excess.get('stream_seconds'))} stream-seconds"
+                if left or excess.get("peak")
+                else "no client left; no upstream stream beyond clients"
+            )
+            phases.setdefault(str(wave.get("phase")), {})[name] = text
+    return relays, [(phase, [cells.get(name, "—") for name in relays]) for phase, cells in phases.items()]
+
+
 def _settings(meta: dict[str, Any]) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = [
         (key, str(meta.get(key))) for key in ("scenario", "status", "host", "platform") if key in meta
@@ -114,9 +134,6 @@ def render_report(run: RunData, summary: dict[str, Any]) -> str:
     targets = summary["targets"]
     names = list(targets)
     checks = checks_of(summary)
-    glance_targets, glance_rows = glance(checks)
-    headline = [] if "checks" in summary else headline_rows(summary, names, checks)
-    headline_names = [name for i, name in enumerate(names) if any(row.values[i] != "—" for row in headline)]
     with_clients = [name for name in names if targets[name]["clients"].get("available")]
     run_info = summary["run"]
     return (
@@ -133,14 +150,12 @@ def render_report(run: RunData, summary: dict[str, Any]) -> str:
             notes=summary.get("notes", []),
             checks=[c for c in checks if c.target != RUN],
             run_checks=[c for c in checks if c.target == RUN],
-            glance_targets=glance_targets,
-            glance_rows=glance_rows,
+            glance=glance(checks),
             state_class=state_class,
             colors=colors,
             targets=targets,
             target_names=names,
-            headline=headline_rows(summary, headline_names, checks),
-            headline_names=headline_names,
+            waves=_waves(summary, names),
             memory_rows=_rows(summary, names, "memory", _MEMORY_ROWS),
             traced_rows=_rows(summary, names, "traced_memory", _TRACED_ROWS),
             cancel_rows=_rows(summary, names, "cancellation", _CANCEL_ROWS),

@@ -1,76 +1,65 @@
-"""The checks as the report shows them: taken from summary.json as the judge wrote them, never recomputed."""
+"""The checks as the report shows them: the judge's, read from summary.json, never recomputed or reformatted."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from harness.report.verdicts import CheckView, checks_of, headline_rows
+import pytest
+
+from harness.report.verdicts import checks_of, glance
 
 
-def _summary(**extra: Any) -> dict[str, Any]:
+def _check(target: str, check: str, state: str, sentence: str, **extra: Any) -> dict[str, Any]:
     return {
-        "targets": {
-            "upstream": {"role": "upstream", "verdicts": {}},
-            "eager": {
-                "role": "relay",
-                "memory": {"available": True, "growth_bytes": 3 * 2**20},
-                "traced_memory": {"available": True, "growth_bytes": 2**20},
-                "upstream": {"available": True, "orphans_at_end": 9, "orphan_stream_seconds": 28.0},
-                "cancellation": {"available": True, "latency_p99_ms": 3900.0, "never_closed": 0},
-                "verdicts": {
-                    "back_pressure": {"state": "n/a", "reason": "no slow or stalled readers in this run"},
-                    "cancellation": {"state": "fail", "reason": "p99 3900 ms"},
-                },
-            },
-        },
+        "target": target,
+        "check": check,
+        "state": state,
+        "figure": None,
+        "limit": None,
+        "unit": "ms",
+        "sentence": sentence,
         **extra,
     }
 
 
+SENTENCE = "p99 3900 ms from a client leaving to its upstream closing (limit 2000 ms); over 26 left streams"
+
+
 def test_checks_are_the_judges_words() -> None:
-    # figure and limit are shown only through the judge's own phrase: the report formats neither
-    checks = [
+    summary = {
+        "checks": [
+            _check("run", "run_complete", "pass", "the run finished all 5 phases"),
+            _check("eager", "cancel_latency", "fail", SENTENCE, supporting={"left_streams": 26}),
+            _check("lazy", "cancel_latency", "pass", "p99 2 ms (limit 2000 ms)", phrase="p99 2 ms, limit 2 s"),
+        ]
+    }
+    run, eager, lazy = checks_of(summary)
+    assert (run.target, run.state) == ("run", "pass")
+    assert eager.phrase == "p99 3900 ms from a client leaving to its upstream closing (limit 2000 ms)"
+    assert eager.sentence == SENTENCE
+    assert eager.supporting == ("left streams: 26",)
+    assert lazy.phrase == "p99 2 ms, limit 2 s"  # the judge's own phrase when summary.json carries one
+    with pytest.raises(ValueError, match="state"):
+        checks_of({"checks": [_check("eager", "cancel_latency", "n/a", SENTENCE)]})
+
+
+def test_glance_puts_failures_first_and_sets_aside_what_nobody_was_judged_on() -> None:
+    checks = checks_of(
         {
-            "target": "eager",
-            "check": "cancellation",
-            "state": "fail",
-            "figure": 3900.0,
-            "limit": 2000.0,
-            "unit": "ms",
-            "phrase": "p99 3.9 s, limit 2 s",
-            "sentence": "p99 3.9 s from client leaving to upstream closing, limit 2 s",
-            "supporting": {"left_streams": 26},
+            "checks": [
+                _check("run", "run_complete", "pass", "finished", unit="state"),
+                _check("upstream", "target_alive", "pass", "alive", unit="state"),
+                _check("eager", "target_alive", "pass", "alive", unit="state"),
+                _check("lazy", "target_alive", "pass", "alive", unit="state"),
+                _check("eager", "stalled_clients", "not judged", "not judged: no client stalled"),
+                _check("eager", "cancel_latency", "fail", SENTENCE),
+                _check("lazy", "cancel_latency", "pass", "p99 2 ms (limit 2000 ms)"),
+            ]
         }
-    ]
-    (view,) = checks_of(_summary(checks=checks))
-    assert view == CheckView(
-        "eager",
-        "cancellation",
-        "cancellation",
-        "fail",
-        "p99 3.9 s, limit 2 s",
-        "p99 3.9 s from client leaving to upstream closing, limit 2 s",
-        ("left streams 26",),
     )
-
-
-def test_summaries_before_the_judge_show_their_verdicts_as_they_are() -> None:
-    views = checks_of(_summary())
-    assert [(v.target, v.check, v.state, v.sentence) for v in views] == [
-        ("eager", "back_pressure", "not judged", "no slow or stalled readers in this run"),
-        ("eager", "cancellation", "fail", "p99 3900 ms"),
-    ]
-
-
-def test_headline_shows_only_judged_figures_naming_the_series() -> None:
-    summary = _summary()
-    rows = headline_rows(summary, ["eager"], checks_of(summary))
-    labels = [row.label for row in rows]
-    assert not any("growth" in label for label in labels)  # back-pressure was not judged
-    assert "cancellation latency p99" in labels
-    judged_memory = _summary()
-    judged_memory["targets"]["eager"]["verdicts"]["back_pressure"]["state"] = "pass"
-    rows = headline_rows(judged_memory, ["eager"], checks_of(judged_memory))
-    growth = next(row for row in rows if row.label.startswith("growth after warm-up"))
-    assert growth.label == "growth after warm-up (traced memory)"
-    assert growth.values == ["1.0 MiB"]  # the traced series, not RSS's 3 MiB
+    seen = glance(checks)
+    assert seen.targets == ["eager", "lazy"]  # the upstream has no judged figure: a yes/no line instead
+    assert [(c.target, c.check) for c in seen.yes_no] == [("upstream", "target_alive")]
+    assert [row.check for row in seen.rows] == ["cancel_latency", "target_alive"]  # the failure first
+    assert [row.check for row in seen.not_judged] == ["stalled_clients"]
+    assert seen.not_judged[0].cells[1] is None  # lazy has no such check
