@@ -2,7 +2,7 @@
 
 The public surface for scenarios (locustfiles)::
 
-    from harness import Behaviour, Phase, PhasedShape, StreamingUser
+    from harness import Behaviour, Phase, PhasedShape, StreamingUser, UpstreamBehaviour
 
 Those names load lazily (PEP 562): importing ``harness`` alone imports neither Locust nor gevent, so the
 ``harness`` command and the asyncio targets stay free of gevent's monkey patching. The first of them a locustfile
@@ -27,6 +27,7 @@ from harness.errors import (
 if TYPE_CHECKING:
     from harness.load.phases import Phase, PhasedShape
     from harness.load.streaming_user import Behaviour, StreamingUser
+    from harness.load.upstream_behaviour import UpstreamBehaviour
 
 # name -> module that defines it; loading any of them registers the Locust plugin first.
 _SCENARIO_NAMES = {
@@ -34,6 +35,7 @@ _SCENARIO_NAMES = {
     "Phase": "harness.load.phases",
     "PhasedShape": "harness.load.phases",
     "StreamingUser": "harness.load.streaming_user",
+    "UpstreamBehaviour": "harness.load.upstream_behaviour",
 }
 
 __all__ = [
@@ -46,6 +48,7 @@ __all__ = [
     "TargetDiedError",
     "TargetError",
     "TargetStartError",
+    "UpstreamBehaviour",
     "UsageError",
 ]
 

@@ -80,13 +80,13 @@ CLIENT_COLUMNS = (
     "first_byte",  # response headers began to arrive
     "first_token",  # first SSE event or first body bytes
     "end",  # the client left or the stream ended
-    "outcome",  # completed | left | broken | http_error | connect_error
+    "outcome",  # completed | left | truncated | broken | http_error | connect_error
     "leave_how",  # reset | close | "" (when it did not leave on purpose)
     "leave_when",  # before_headers | after_tokens | after_seconds | user_stopped (at a phase boundary) | ""
     "status",  # HTTP status, 0 before headers
     "tokens",  # tokens (SSE data events or chunks) read
     "bytes",  # body bytes read
-    "error",  # one line, when outcome is broken/http_error/connect_error
+    "error",  # one line, when outcome is truncated/broken/http_error/connect_error
 )
 UPSTREAM_STREAM_COLUMNS = (
     "target",  # the target whose own upstream recorded the stream ("" in runs with one upstream shared by all)

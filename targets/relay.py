@@ -51,7 +51,12 @@ __all__ = [
 
 log = logging.getLogger("targets.relay")
 
-ROUTES = (("POST", "/v1/chat/completions"), ("GET", "/v1/stream"))
+ROUTES = (
+    ("POST", "/v1/chat/completions"),
+    ("POST", "/v1/responses"),
+    ("POST", "/v1/messages"),
+    ("GET", "/v1/stream"),
+)
 """The upstream's streaming routes, which every relay serves under the same paths."""
 
 

@@ -37,7 +37,7 @@ def percentiles(seconds: pd.Series) -> Percentiles:
 class ClientFigures:
     streams: int
     outcomes: dict[str, int] = field(default_factory=dict)
-    """Streams by outcome: completed, left, broken, http_error, connect_error."""
+    """Streams by outcome: completed, left, truncated, broken, http_error, connect_error."""
     ttfb: Percentiles | None = None
     """Request sent to first response byte."""
     ttft: Percentiles | None = None
@@ -47,7 +47,7 @@ class ClientFigures:
     tokens_delivered: int = 0
     bytes_delivered: int = 0
     errors: int = 0
-    """Streams that ended broken, with an HTTP error or without connecting."""
+    """Streams that ended truncated, broken, with an HTTP error or without connecting."""
 
 
 def per_stream_timings(clients: pd.DataFrame) -> pd.DataFrame:
@@ -71,7 +71,7 @@ def client_figures(clients: pd.DataFrame) -> ClientFigures:
         return ClientFigures(streams=0)
     outcomes = {str(k): int(v) for k, v in clients["outcome"].value_counts().sort_index().items()}
     timings = per_stream_timings(clients)
-    errors = sum(outcomes.get(kind, 0) for kind in ("broken", "http_error", "connect_error"))
+    errors = sum(outcomes.get(kind, 0) for kind in ("truncated", "broken", "http_error", "connect_error"))
     return ClientFigures(
         streams=len(clients),
         outcomes=outcomes,

@@ -23,6 +23,7 @@ from typing import Any
 from harness.capture.probe_client import ProbeLaunch
 from harness.errors import UsageError
 from harness.launch.process import ChildProcess, LaunchSpec, stop_all
+from harness.load.upstream_behaviour import CONTROL_TOKEN_ENV, control_token
 from harness.runfolder import UPSTREAM_PREFIX, owner_of, upstream_name
 from harness.units import argparse_type, parse_duration, parse_size
 
@@ -288,7 +289,8 @@ def _target_argv(module: str, host: str, *flags: str, port: int = 0) -> list[str
 def _upstream(name: str, options: StackOptions, log_dir: Path, port: int = 0) -> ChildProcess:
     """Start one fake upstream (not waiting for it): every upstream's command line and environment are made here."""
     argv = _target_argv("upstream", options.host, *options.upstream_argv, port=port)
-    return ChildProcess(LaunchSpec(name, argv), log_dir / f"{name}.log")
+    # The token guards the upstream's control route, through which each phase sets its defaults.
+    return ChildProcess(LaunchSpec(name, argv, env={CONTROL_TOKEN_ENV: control_token()}), log_dir / f"{name}.log")
 
 
 def start_upstreams(

@@ -14,8 +14,10 @@ each one is sent.
                                      127.0.0.1:PORT (point the server at it; it may start before the upstream does)
                                      and its books judge NAME's cancellation
     --request 'NAME=METHOD PATH'     what NAME is sent instead of POST /v1/chat/completions
-    --request-body 'NAME=JSON'       its body template, or NAME=@file.json; {stream_id} and {max_tokens} are filled in
-    --request-api NAME=sse|chunked   how NAME's answer is read (default: --stream-api)
+    --request-body 'NAME=JSON'       its body template, or NAME=@file.json; {stream_id}, {max_tokens} and {tag} (the
+                                     prompt tag, for the prompt text) are filled in
+    --request-api NAME=API           how NAME's answer is read: openai-chat, openai-responses, anthropic, sse or
+                                     chunked (default: --stream-api)
 
 Every flag value is checked by Locust's parser (exit 2, naming the flag and the value); what spans flags (names
 unique across targets, a request for a target nobody named) is checked by :meth:`UserTargets.from_options`
@@ -34,10 +36,11 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 from harness.errors import UsageError
+from harness.load.apis import Api, parse_api
 from harness.units import parse_duration
 
 __all__ = [
@@ -61,11 +64,9 @@ STOP_GRACE_S = 3.0
 TAIL_LINES = 6
 _PLACEHOLDER = re.compile(r"(?<!\$)\{(\w*)\}")
 _LAUNCH_PLACEHOLDERS = ("port", "host", "upstream")
-_BODY_PLACEHOLDERS = ("stream_id", "max_tokens")
+_BODY_PLACEHOLDERS = ("stream_id", "max_tokens", "tag")
 _METHOD = re.compile(r"[A-Z]+")
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
-
-Api = Literal["sse", "chunked"]
 
 
 # -- values -------------------------------------------------------------------------------------------------------
@@ -113,13 +114,15 @@ class RequestSpec:
     path: str | None = None
     """None = the API's own (POST /v1/chat/completions for sse, GET /v1/stream for chunked)."""
     body: str | None = None
-    """Template with ``{stream_id}`` and ``{max_tokens}``; None = no body (or the API's own when path is None)."""
+    """Template with ``{stream_id}``, ``{max_tokens}`` and ``{tag}``; None = no body (or the API's own when path is
+    None)."""
     api: Api | None = None
     """How the answer is read; None = the scenario's or ``--stream-api``."""
 
-    def render(self, *, stream_id: str, max_tokens: int) -> tuple[str, str, bytes]:
-        """(method, path, body) with the placeholders filled in; the path's value is URL-quoted."""
-        values = {"stream_id": stream_id, "max_tokens": str(max_tokens)}
+    def render(self, *, stream_id: str, max_tokens: int, tag: str = "") -> tuple[str, str, bytes]:
+        """(method, path, body) with the placeholders filled in; the path's value is URL-quoted. The tag needs no
+        JSON escaping (letters, digits, ``[]=._-`` and spaces), so ``"{tag}"`` may sit inside a JSON string."""
+        values = {"stream_id": stream_id, "max_tokens": str(max_tokens), "tag": tag}
         path = _PLACEHOLDER.sub(lambda match: quote(values[match.group(1)], safe=""), self.path or "/")
         body = b""
         if self.body is not None:
@@ -226,7 +229,7 @@ def _request_body(text: str, *, what: str) -> tuple[str, str]:
         except OSError as error:
             raise UsageError(f"{what} cannot read the file of {text!r}: {error.strerror or error}") from None
     _check_placeholders(value, _BODY_PLACEHOLDERS, what=what, value=text)
-    sample = RequestSpec(path="/", body=value).render(stream_id="s-0", max_tokens=1)[2]
+    sample = RequestSpec(path="/", body=value).render(stream_id="s-0", max_tokens=1, tag="[stream-harness id=s-0]")[2]
     try:
         json.loads(sample)
     except ValueError as error:
@@ -235,10 +238,11 @@ def _request_body(text: str, *, what: str) -> tuple[str, str]:
 
 
 def _request_api(text: str, *, what: str) -> tuple[str, Api]:
-    name, api = _split_name(text, what=what, expected="NAME=sse or NAME=chunked")
-    if api not in ("sse", "chunked"):
-        raise UsageError(f"{what} takes NAME=sse or NAME=chunked, but got {text!r}")
-    return name, "chunked" if api == "chunked" else "sse"
+    name, api = _split_name(text, what=what, expected="NAME=API")
+    try:
+        return name, parse_api(api.strip(), what=what)
+    except UsageError as error:
+        raise UsageError(f"{error} (in {text!r})") from None
 
 
 def _checked(parse: Any) -> Any:
@@ -301,8 +305,7 @@ def add_target_arguments(parser: Any) -> None:
         "--request",
         type=argparse_type(_checked(_request_line), "--request"),
         metavar="'NAME=METHOD PATH'",
-        help="send target NAME this request instead of POST /v1/chat/completions; {stream_id} {max_tokens} "
-        "(repeatable)",
+        help="send target NAME this request instead of the API's own; {stream_id} {max_tokens} (repeatable)",
         **repeat,
         **extra,
     )
@@ -310,15 +313,16 @@ def add_target_arguments(parser: Any) -> None:
         "--request-body",
         type=argparse_type(_checked(_request_body), "--request-body"),
         metavar="'NAME=JSON|@FILE'",
-        help="body template of target NAME's request; {stream_id} {max_tokens} (repeatable)",
+        help="body template of target NAME's request; {stream_id} {max_tokens} {tag} (repeatable)",
         **repeat,
         **extra,
     )
     parser.add_argument(
         "--request-api",
         type=argparse_type(_checked(_request_api), "--request-api"),
-        metavar="NAME=sse|chunked",
-        help="read target NAME's answer as SSE events or plain chunks (default: --stream-api) (repeatable)",
+        metavar="NAME=API",
+        help="the API target NAME speaks: openai-chat, openai-responses, anthropic, sse or chunked "
+        "(default: --stream-api) (repeatable)",
         **repeat,
         **extra,
     )

@@ -6,14 +6,15 @@ from dataclasses import dataclass
 from typing import Literal
 
 from harness.errors import UsageError
+from harness.load.apis import Api, parse_api
 from harness.load.pacing import Pace
+from harness.load.tag import TAG_KEYS
 
 __all__ = ["Api", "Behaviour", "LeaveHow", "LeaveWhen", "ReadMode"]
 
 ReadMode = Literal["fast", "paced", "stalled"]
 LeaveWhen = Literal["never", "before_headers", "after_tokens", "after_seconds"]
 LeaveHow = Literal["reset", "close"]
-Api = Literal["sse", "chunked"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,9 +31,10 @@ class Behaviour:
     leave_how: LeaveHow = "reset"
     """``reset`` = SO_LINGER 0 (RST); ``close`` = a plain close (FIN, or RST if unread data is left)."""
     api: Api | None = None
-    """``sse`` = POST /v1/chat/completions; ``chunked`` = GET /v1/stream; None = the ``--stream-api`` flag."""
+    """One of ``harness.load.apis.API_NAMES``; None = the ``--stream-api`` flag."""
     upstream: tuple[tuple[str, str], ...] = ()
-    """Per-request upstream overrides sent in the query string, e.g. (("tokens", "50"), ("rate", "20"))."""
+    """The stream's own upstream settings, sent in the prompt tag and the query string, e.g. (("tokens", "50"),
+    ("rate", "20")); they win over the phase's :class:`~harness.load.upstream_behaviour.UpstreamBehaviour`."""
     read_interval_s: float = 0.25
     """A byte-paced reader reads about this often."""
     idle_timeout_s: float = 30.0
@@ -56,6 +58,11 @@ class Behaviour:
             raise UsageError(f"leave='after_seconds' needs leave_after_s > 0, but got {self.leave_after_s}")
         if self.pace is not None:
             Pace.parse(self.pace, what="Behaviour.pace")
+        if self.api is not None:
+            parse_api(self.api, what="Behaviour.api")
+        unknown = sorted({name for name, _ in self.upstream} - set(TAG_KEYS))
+        if unknown:
+            raise UsageError(f"Behaviour.upstream names {unknown[0]!r}, but the settings are {', '.join(TAG_KEYS)}")
 
     def label(self, pace: Pace | None = None) -> str:
         """What clients.csv records, e.g. ``paced:1024B/s+leave_after_tokens:5:reset``."""

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
+from harness.load.ai_decoders import AnthropicTokens, LineTokens, OpenAIChatTokens, OpenAIResponsesTokens
 from harness.load.sse import SseDecoder
 
 if TYPE_CHECKING:
-    from harness.load.behaviour import Api
+    from harness.load.apis import Api
     from harness.load.stream_client import StreamConnection
 
 __all__ = ["ChunkedTokens", "SseTokens", "TokenDecoder", "decoder_for"]
@@ -34,26 +35,21 @@ class TokenDecoder(Protocol):
 
 
 class SseTokens:
-    """``sse``: every ``data:`` event is a token but ``[DONE]`` and OpenAI's content-less final chunk (it carries
-    ``finish_reason``); the end is ``data: [DONE]``."""
+    """``sse``: any event stream; every event with data is a token (a literal ``[DONE]`` is not), the end is the
+    body's clean end."""
 
-    __slots__ = ("_events", "finished")
+    __slots__ = ("_conn", "_events")
 
-    def __init__(self) -> None:
+    def __init__(self, conn: StreamConnection) -> None:
+        self._conn = conn
         self._events = SseDecoder().feed_raw
-        self.finished = False
+
+    @property
+    def finished(self) -> bool:
+        return self._conn.body_complete
 
     def feed(self, data: bytes) -> int:
-        count = 0
-        for _, body, _ in self._events(data):
-            if body[:1] == b"{":
-                if b'"choices"' not in body or b'"content"' in body:
-                    count += 1
-            elif body == b"[DONE]":
-                self.finished = True
-            else:
-                count += 1
-        return count
+        return sum(1 for _, body, _ in self._events(data) if body != b"[DONE]")
 
 
 class ChunkedTokens:
@@ -79,4 +75,13 @@ def decoder_for(api: Api, conn: StreamConnection) -> TokenDecoder:
     """The decoder of one response body of ``api`` read from ``conn``."""
     if api == "chunked":
         return ChunkedTokens(conn)
-    return SseTokens()
+    if api == "sse":
+        return SseTokens(conn)
+    return _AI_DECODERS[api]()
+
+
+_AI_DECODERS: dict[str, type[LineTokens]] = {
+    "openai-chat": OpenAIChatTokens,
+    "openai-responses": OpenAIResponsesTokens,
+    "anthropic": AnthropicTokens,
+}

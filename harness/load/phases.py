@@ -21,6 +21,7 @@ from locust import LoadTestShape, User
 from locust.event import EventHook
 
 from harness.errors import UsageError
+from harness.load.upstream_behaviour import UpstreamBehaviour
 
 __all__ = ["Phase", "PhasedShape", "phase_started", "shape_finished"]
 
@@ -28,7 +29,8 @@ MIN_PHASE_S = 1.0
 """Locust ticks a shape once a second: a shorter phase could be skipped."""
 
 phase_started = EventHook()  # type: ignore[no-untyped-call]
-"""Fired with ``name``, ``index``, ``at`` (epoch s) and ``duration_s`` (scaled) when a phase begins."""
+"""Fired with ``name``, ``index``, ``at`` (epoch s), ``duration_s`` (scaled) and ``upstream`` (the phase's
+:class:`UpstreamBehaviour` or None) when a phase begins."""
 shape_finished = EventHook()  # type: ignore[no-untyped-call]
 """Fired with ``at`` (epoch s) when the last phase has ended."""
 
@@ -45,6 +47,8 @@ class Phase:
     """Users started or stopped per second when the phase begins."""
     user_classes: tuple[type[User], ...] = ()
     """Empty = keep the classes of the phase before (or all the locustfile's, at the start)."""
+    upstream: UpstreamBehaviour | None = None
+    """The fake upstream's defaults during the phase; None = the stack flags' values."""
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -135,7 +139,11 @@ class PhasedShape(LoadTestShape):
         if current.index != self._current:
             self._current = current.index
             phase_started.fire(  # type: ignore[no-untyped-call]
-                name=phase.name, index=current.index, at=time.time(), duration_s=current.end_s - current.start_s
+                name=phase.name,
+                index=current.index,
+                at=time.time(),
+                duration_s=current.end_s - current.start_s,
+                upstream=phase.upstream,
             )
             classes = phase.user_classes or self._classes
             switching = bool(self._classes) and classes != self._classes and self.get_current_user_count() > 0  # type: ignore[no-untyped-call]

@@ -28,7 +28,7 @@ class ClientRecord:
     first_token: float | None
     end: float
     outcome: str
-    """completed | left | broken | http_error | connect_error"""
+    """completed | left | truncated (ended without the API's terminator) | broken | http_error | connect_error"""
     leave_how: str
     leave_when: str
     """before_headers | after_tokens | after_seconds | user_stopped (Locust stopped the user mid-stream) | ''"""

@@ -10,6 +10,7 @@ from typing import Any
 
 import gevent
 
+from harness.load.apis import TERMINATORS
 from harness.load.behaviour import Behaviour
 from harness.load.decoders import TokenDecoder, decoder_for
 from harness.load.pacing import Pace, TokenBucket
@@ -42,7 +43,7 @@ class Stream:
         self.stream_id = f"s-{uuid.uuid4().hex[:16]}"
         self.pace = Pace.parse(behaviour.pace) if behaviour.pace else settings.pace
         self.stats = StreamStats(
-            fire, target=settings.target.name, stream_id=self.stream_id, event_stream=settings.api == "sse"
+            fire, target=settings.target.name, stream_id=self.stream_id, event_stream=settings.api != "chunked"
         )
         self._conn: StreamConnection | None = None
         self.tokens = 0
@@ -125,7 +126,9 @@ class Stream:
             else:
                 self._read_fast(self._conn, decoder)
             if not decoder.finished:
-                raise StreamBroken("the event stream ended without data: [DONE]")
+                error = f"the body ended without {TERMINATORS[self.settings.api]}"
+                self.stats.ended(time.perf_counter() - self._t0, self._bytes(), StreamBroken(error))
+                return "truncated", "", error
             self.stats.ended(time.perf_counter() - self._t0, self._bytes())
             return "completed", "", ""
         except _Left as left:

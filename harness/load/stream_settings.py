@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl
 
 from harness.errors import UsageError
 from harness.launch.targets_spec import RequestSpec, parse_requests
-from harness.load.behaviour import Api
+from harness.load.apis import Api, parse_api
 from harness.load.pacing import Pace
 from harness.load.targets import Target, parse_targets
 
@@ -37,8 +37,6 @@ class StreamSettings:
     """Upstream settings sent in every request's query string (the behaviour's own override them)."""
     request: RequestSpec | None = None
     """The target's own request (--request, --request-body), when it does not speak the API's default one."""
-    max_tokens: int = 200
-    """``{max_tokens}`` of a request template when the upstream query names no ``tokens``."""
 
 
 def settings_from_options(environment: Any) -> tuple[tuple[Target, ...], Pace, int, Api, tuple[tuple[str, str], ...]]:
@@ -54,15 +52,13 @@ def settings_from_options(environment: Any) -> tuple[tuple[Target, ...], Pace, i
         raise UsageError("no target to stream from: give --target-url NAME=URL, --host URL, or load the plugin")
     pace = Pace.parse(str(getattr(options, "read_pace", None) or DEFAULT_READ_PACE), what="--read-pace")
     rcvbuf = int(getattr(options, "client_rcvbuf", 4096))
-    api_text = str(getattr(options, "stream_api", "sse"))
-    api: Api = "chunked" if api_text == "chunked" else "sse"
+    api = parse_api(str(getattr(options, "stream_api", None) or "openai-chat"))
     upstream = tuple(parse_qsl(str(getattr(options, "harness_upstream_query", "") or "")))
     return targets, pace, rcvbuf, api, upstream
 
 
-def target_request(environment: Any, target: str) -> tuple[RequestSpec | None, int]:
-    """The request the plugin's --request flags give ``target`` (None = the API's default), and the default
-    ``{max_tokens}`` (--upstream-tokens)."""
+def target_request(environment: Any, target: str) -> RequestSpec | None:
+    """The request the plugin's --request flags give ``target`` (None = the API's default)."""
     options = environment.parsed_options
     requests = parse_requests(str(getattr(options, "harness_requests", "") or ""))
-    return requests.get(target), int(getattr(options, "upstream_tokens", 200) or 200)
+    return requests.get(target)

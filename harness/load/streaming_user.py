@@ -81,7 +81,7 @@ class StreamingUser(User):
             worker = str(runner.client_id)
         self.settings_per_target: tuple[StreamSettings, ...] = ()
         for target in targets_of_user(targets, index):
-            request, max_tokens = target_request(environment, target.name)
+            request = target_request(environment, target.name)
             self.settings_per_target += (
                 StreamSettings(
                     target=target,
@@ -92,7 +92,6 @@ class StreamingUser(User):
                     model=self.model,
                     upstream=upstream,
                     request=request,
-                    max_tokens=max_tokens,
                 ),
             )
 

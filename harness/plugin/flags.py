@@ -8,17 +8,25 @@ from __future__ import annotations
 
 import argparse
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 from harness.errors import UsageError
 from harness.gate.flags import add_locust_gate_arguments
 from harness.launch.stack import BUNDLED_RELAYS, add_stack_arguments, parse_target_names
 from harness.launch.targets_spec import add_target_arguments
+from harness.load.apis import API_NAMES, DEFAULT_API, parse_api
 from harness.load.pacing import Pace
 from harness.load.streaming_user import MIN_RCVBUF_BYTES, format_targets, parse_targets
 from harness.units import argparse_type, check_writable, parse_duration, parse_size, positive_float, writable_path
 
-__all__ = ["PLUGIN_FLAGS", "add_arguments", "bundled_relays", "check_before_launch", "recorded_flags", "upstream_query"]
+__all__ = [
+    "PLUGIN_FLAGS",
+    "add_arguments",
+    "bundled_relays",
+    "check_before_launch",
+    "recorded_flags",
+    "upstream_flag_settings",
+]
 
 MAX_SCENARIO_SCALE = 100.0
 """A scaled scenario must still end: 100 x the demo's 50 s is about 80 minutes."""
@@ -60,7 +68,8 @@ _UPSTREAM_QUERY = (
     ("upstream_header_delay", "header_delay"),
     ("upstream_first_token_delay", "first_token_delay"),
 )
-"""Stack flags also sent per request, so values changed in the web UI apply to the next test run."""
+"""Stack flags the fake upstreams' defaults are set to at each test and phase start (through their control route),
+so values changed in the web UI apply to the next test run, and phases that declare nothing get them."""
 
 
 def _targets_text(text: str, *, what: str) -> str:
@@ -145,9 +154,9 @@ def add_arguments(parser: Any) -> None:
     )
     parser.add_argument(
         "--stream-api",
-        choices=("sse", "chunked"),
-        default="sse",
-        help="sse = POST /v1/chat/completions with stream=true; chunked = GET /v1/stream (default: sse)",
+        type=argparse_type(parse_api, "--stream-api"),
+        default=DEFAULT_API,
+        help=f"the API the clients speak: {', '.join(API_NAMES)} (default: {DEFAULT_API})",
     )
     parser.add_argument(
         "--run-dir",
@@ -215,11 +224,6 @@ def recorded_flags(options: Any) -> dict[str, Any]:
     return {name: getattr(options, name, None) for name in (*PLUGIN_FLAGS, *_stack_dests())}
 
 
-def upstream_query(options: Any) -> str:
-    """The stack's upstream flags as query parameters (the relays forward the query string to the upstream)."""
-    return urlencode([(name, _number_text(getattr(options, dest))) for dest, name in _UPSTREAM_QUERY])
-
-
-def _number_text(value: float) -> str:
-    # Not "{:g}": 1000000 tokens would travel as "1e+06", which is no whole number.
-    return str(value) if isinstance(value, int) else repr(float(value))
+def upstream_flag_settings(options: Any) -> dict[str, int | float]:
+    """The stack's upstream flags by the control route's names (``tokens``, ``rate``, ...)."""
+    return {name: getattr(options, dest) for dest, name in _UPSTREAM_QUERY}

@@ -91,9 +91,9 @@ def _on_stream_ended(record: ClientRecord, **_: Any) -> None:
         _current.records.add(record)
 
 
-def _on_phase(name: str, at: float, **_: Any) -> None:
+def _on_phase(name: str, at: float, upstream: Any = None, **_: Any) -> None:
     if _current is not None:
-        _current.on_phase(name, at)
+        _current.on_phase(name, at, upstream)
 
 
 def _on_shape_finished(at: float, **_: Any) -> None:

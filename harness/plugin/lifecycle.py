@@ -26,11 +26,13 @@ from harness.launch.stack import BUNDLED_RELAYS
 from harness.launch.supervisor import Supervisor
 from harness.launch.targets_spec import UserTargets, format_requests
 from harness.load.streaming_user import format_targets, parse_targets
-from harness.plugin.flags import bundled_relays, check_before_launch, recorded_flags, upstream_query
+from harness.load.upstream_behaviour import UpstreamBehaviour
+from harness.plugin.flags import bundled_relays, check_before_launch, recorded_flags
 from harness.plugin.records import RecordQueue
 from harness.plugin.samplers import start_samplers
 from harness.plugin.signals import Interrupts
 from harness.plugin.targets import RunTargets, start_targets
+from harness.plugin.upstream_defaults import set_upstream_defaults
 from harness.report.live_view import install_live_view
 from harness.runfolder import RunFolder
 
@@ -129,9 +131,8 @@ class HarnessPlugin:
     def on_test_start(self) -> None:
         if self.is_worker or self.folder is None:
             return
-        if self.run_targets.children:  # per-request upstream settings, so the web UI's values apply to this run
-            self.options.harness_upstream_query = upstream_query(self.options)
         self.folder.event("test_start")
+        self._set_upstream("test_start", None)
         self._test_running = True
         self.sampler = start_samplers(self.folder, self.run_targets, self.options)
 
@@ -149,7 +150,11 @@ class HarnessPlugin:
             self.folder.update_meta(status="complete" if self.shape_finished else "stopped", ended_at=time.time())
             self._write_report()
 
-    def on_phase(self, name: str, at: float) -> None:
+    def _set_upstream(self, phase: str, behaviour: UpstreamBehaviour | None) -> None:
+        assert self.folder is not None
+        set_upstream_defaults(self.folder, self.run_targets.upstream_urls, self.options, phase, behaviour)
+
+    def on_phase(self, name: str, at: float, upstream: UpstreamBehaviour | None = None) -> None:
         if self.folder is None:
             return
         self._end_phase(at)
@@ -162,6 +167,7 @@ class HarnessPlugin:
             self.sampler.phase(name, snapshot_label=label)  # writes the phase_start event and samples targets
         else:
             self.folder.event("phase_start", name, t=at)
+        self._set_upstream(name, upstream)
 
     def _end_phase(self, at: float | None = None) -> None:
         if self._phase is not None and self.folder is not None:

@@ -1,88 +1,111 @@
-"""OpenAI Chat Completions: ``POST /v1/chat/completions``, streamed as ``chat.completion.chunk`` events or whole."""
+"""OpenAI Chat Completions: ``POST /v1/chat/completions``, streamed as ``chat.completion.chunk`` events or whole.
+
+A stream as OpenAI sends one: a role-only first chunk (``{"role": "assistant", "content": ""}``) right after the
+headers, one chunk per content delta, a chunk with an empty delta and the ``finish_reason`` (``stop``, or
+``length`` when ``max_tokens`` cut it), with ``stream_options.include_usage`` a last chunk with empty ``choices``
+and the ``usage`` (every chunk before it then carries ``"usage": null``), and ``data: [DONE]``.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
+from collections.abc import Callable
+from typing import Any
 
-from aiohttp import web
+from targets.upstream.ai import AiRequest, message_texts, openai_error, optional_limit, request_basics
+from targets.upstream.settings import BadField, StreamSettings
 
-from targets.common import bad_request, json_body, stream_id_of
-from targets.upstream.producer import stream_tokens, token_text
-from targets.upstream.settings import StreamSettings
-from targets.upstream.state import STATE
+__all__ = ["CHAT", "ChatEncoder"]
 
-__all__ = ["ChatEncoder", "chat_completions"]
+
+def _usage(request: AiRequest, tokens: int) -> dict[str, int]:
+    prompt = request.prompt_tokens
+    return {"prompt_tokens": prompt, "completion_tokens": tokens, "total_tokens": prompt + tokens}
 
 
 class ChatEncoder:
     """OpenAI ``chat.completion.chunk`` events; the JSON around the content is built once per stream."""
 
-    content_type = "text/event-stream"
+    content_type = "text/event-stream; charset=utf-8"
 
-    def __init__(self, completion_id: str, model: str) -> None:
+    def __init__(self, request: AiRequest, completion_id: str, capped: bool) -> None:
+        self._request = request
         head = json.dumps(
             {
                 "id": completion_id,
                 "object": "chat.completion.chunk",
                 "created": int(time.time()),
-                "model": model,
+                "model": request.model,
+                "system_fingerprint": "fp_stream_harness",
             },
             separators=(",", ":"),
         )[:-1]
-        self._first = f'data: {head},"choices":[{{"index":0,"delta":{{"role":"assistant","content":'
+        self._head = head
+        self._usage = ',"usage":null' if request.include_usage else ""
         self._next = f'data: {head},"choices":[{{"index":0,"delta":{{"content":'
-        self._tail = '},"logprobs":null,"finish_reason":null}]}\n\n'
-        self._end = f'data: {head},"choices":[{{"index":0,"delta":{{}},"logprobs":null,"finish_reason":"stop"}}]}}\n\n'
-        self._sent_first = False
+        self._tail = '},"logprobs":null,"finish_reason":null}]' + self._usage + "}\n\n"
+        self._finish = "length" if capped else "stop"
+
+    def start(self) -> bytes:
+        delta = '{"role":"assistant","content":"","refusal":null}'
+        choice = f'[{{"index":0,"delta":{delta},"logprobs":null,"finish_reason":null}}]'
+        return f'data: {self._head},"choices":{choice}{self._usage}}}\n\n'.encode()
 
     def token(self, index: int, text: str) -> bytes:
-        prefix = self._next if self._sent_first else self._first
-        self._sent_first = True
-        return (prefix + json.dumps(text) + self._tail).encode()
+        return (self._next + json.dumps(text) + self._tail).encode()
 
-    def end(self) -> bytes:
-        return (self._end + "data: [DONE]\n\n").encode()
-
-
-async def chat_completions(request: web.Request) -> web.StreamResponse:
-    body = await json_body(request)
-    if not isinstance(body, dict):
-        bad_request(f"request body must be a JSON object, got {type(body).__name__}")
-    state = request.app[STATE]
-    settings = state.defaults.overridden(request.query, body)
-    stream_id = stream_id_of(request, body)
-    model = body["model"] if isinstance(body.get("model"), str) else state.model
-    if body.get("stream", False) is True:
-        return await stream_tokens(request, settings, stream_id, ChatEncoder(f"chatcmpl-{stream_id}", model))
-    return await _complete(request, settings, stream_id, model)
+    def end(self, tokens: int) -> bytes:
+        choice = f'[{{"index":0,"delta":{{}},"logprobs":null,"finish_reason":"{self._finish}"}}]'
+        text = f'data: {self._head},"choices":{choice}{self._usage}}}\n\n'
+        if self._usage:
+            usage = json.dumps(_usage(self._request, tokens), separators=(",", ":"))
+            text += f'data: {self._head},"choices":[],"usage":{usage}}}\n\n'
+        return (text + "data: [DONE]\n\n").encode()
 
 
-async def _complete(request: web.Request, settings: StreamSettings, stream_id: str, model: str) -> web.Response:
-    """The non-streaming answer: all tokens at once, after the time streaming them would have taken."""
-    state = request.app[STATE]
-    record = state.open(stream_id, request.path)
-    try:
-        streaming_s = settings.tokens / settings.rate if settings.rate else 0.0
-        await asyncio.sleep(settings.header_delay_s + settings.first_token_delay_s + streaming_s)
-        text = "".join(token_text(i, settings.token_bytes) for i in range(settings.tokens))
-        for _ in range(settings.tokens):
-            state.produced(record, settings.token_bytes)
-        payload = {
-            "id": f"chatcmpl-{stream_id}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            "usage": {
-                "prompt_tokens": 0,
-                "completion_tokens": settings.tokens,
-                "total_tokens": settings.tokens,
-            },
-        }
-        response = web.json_response(payload, headers={"X-Request-ID": stream_id})
-        state.close(record, "completed")
-        return response
-    finally:
-        state.close(record, "peer_closed")
+class ChatApi:
+    name = "openai-chat"
+
+    def parse(self, body: dict[str, Any]) -> AiRequest:
+        model, stream = request_basics(body)
+        if "messages" not in body:
+            raise BadField("messages", "messages is required (a chat completion takes messages, not input)")
+        texts = message_texts(body["messages"], field="messages", text_types=("text",))
+        options = body.get("stream_options")
+        if options is not None and not isinstance(options, dict):
+            raise BadField("stream_options", f"stream_options must be an object, got {options!r}")
+        include_usage = bool(options and options.get("include_usage") is True)
+        limit = optional_limit(body, "max_completion_tokens", "max_tokens")
+        return AiRequest(model, stream, texts, limit, body.get("user"), include_usage)
+
+    def encoder(self, request: AiRequest, stream_id: str, settings: StreamSettings, capped: bool) -> ChatEncoder:
+        return ChatEncoder(request, f"chatcmpl-{stream_id}", capped)
+
+    def answer(self, request: AiRequest, stream_id: str, capped: bool) -> Callable[[str, int], dict[str, Any]]:
+        def whole(text: str, tokens: int) -> dict[str, Any]:
+            message = {"role": "assistant", "content": text, "refusal": None}
+            return {
+                "id": f"chatcmpl-{stream_id}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": request.model,
+                "system_fingerprint": "fp_stream_harness",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": message,
+                        "logprobs": None,
+                        "finish_reason": "length" if capped else "stop",
+                    }
+                ],
+                "usage": _usage(request, tokens),
+            }
+
+        return whole
+
+    def error(self, error: BadField) -> dict[str, Any]:
+        return openai_error(error)
+
+
+CHAT = ChatApi()

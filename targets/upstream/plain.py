@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from targets.common import stream_id_of
+from targets.common import bad_request
+from targets.upstream.identity import stream_identity
 from targets.upstream.producer import stream_tokens
+from targets.upstream.settings import BadField
 from targets.upstream.state import STATE
 
 __all__ = ["PlainEncoder", "plain_stream"]
@@ -16,14 +18,20 @@ class PlainEncoder:
 
     content_type = "text/plain; charset=utf-8"
 
+    def start(self) -> bytes:
+        return b""
+
     def token(self, index: int, text: str) -> bytes:
         return text.encode()
 
-    def end(self) -> bytes:
+    def end(self, tokens: int) -> bytes:
         return b""
 
 
 async def plain_stream(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
-    settings = state.defaults.overridden(request.query, None)
-    return await stream_tokens(request, settings, stream_id_of(request), PlainEncoder())
+    try:
+        settings = state.defaults.overridden(request.query)
+    except BadField as error:
+        bad_request(error.message)
+    return await stream_tokens(request, settings, stream_identity(request), "chunked", PlainEncoder())

@@ -7,7 +7,8 @@ when it was over its high-water mark), so back-pressure from a slow reader reach
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -15,7 +16,7 @@ from targets.common import tune_response_transport
 from targets.upstream.settings import StreamSettings
 from targets.upstream.state import STATE
 
-__all__ = ["Encoder", "stream_tokens", "token_text"]
+__all__ = ["Encoder", "answer_whole", "stream_tokens", "text_of", "token_text"]
 
 
 class Encoder(Protocol):
@@ -23,9 +24,17 @@ class Encoder(Protocol):
 
     content_type: str
 
-    def token(self, index: int, text: str) -> bytes: ...
+    def start(self) -> bytes:
+        """What the API sends right after the headers, before any content (its control events)."""
+        ...
 
-    def end(self) -> bytes: ...
+    def token(self, index: int, text: str) -> bytes:
+        """Token ``index`` framed as the API frames a content delta."""
+        ...
+
+    def end(self, tokens: int) -> bytes:
+        """The API's own terminator after ``tokens`` tokens."""
+        ...
 
 
 def token_text(index: int, size: int) -> str:
@@ -36,12 +45,18 @@ def token_text(index: int, size: int) -> str:
     return label.ljust(size - 1, "-") + " "
 
 
+def text_of(tokens: int, size: int) -> str:
+    """The whole text of a stream of ``tokens`` tokens (rebuilt when needed, never kept per stream)."""
+    return "".join(token_text(i, size) for i in range(tokens))
+
+
 async def stream_tokens(
-    request: web.Request, settings: StreamSettings, stream_id: str, encoder: Encoder
+    request: web.Request, settings: StreamSettings, identity: tuple[str, str], api: str, encoder: Encoder
 ) -> web.StreamResponse:
     """Stream ``settings.tokens`` tokens framed by ``encoder``, recording the stream and how it ended."""
     state = request.app[STATE]
-    record = state.open(stream_id, request.path)
+    stream_id, channel = identity
+    record = state.open(stream_id, request.path, api, channel)
     response = web.StreamResponse(headers={"Content-Type": encoder.content_type, "Cache-Control": "no-cache"})
     response.headers["X-Request-ID"] = stream_id
     loop = asyncio.get_running_loop()
@@ -50,6 +65,9 @@ async def stream_tokens(
         tune_response_transport(request, state.tuning)
         writer = await response.prepare(request)
         assert writer is not None
+        opening = encoder.start()
+        if opening:
+            await response.write(opening)
         await asyncio.sleep(settings.first_token_delay_s)
         interval = 1.0 / settings.rate if settings.rate else 0.0
         due = loop.time()
@@ -69,7 +87,7 @@ async def stream_tokens(
                 # drain() returns at once while the reader keeps up: without a yield, one stream sent as fast as
                 # it is read would hold the event loop (other streams, /__harness/stats) until it ended.
                 await asyncio.sleep(0)
-        await response.write(encoder.end())
+        await response.write(encoder.end(settings.tokens))
         await response.write_eof()
         state.close(record, "completed")
     except asyncio.CancelledError:
@@ -82,3 +100,27 @@ async def stream_tokens(
         # Any other exception also ends the stream; an open record would look like a leak.
         state.close(record, "error")
     return response
+
+
+async def answer_whole(
+    request: web.Request,
+    settings: StreamSettings,
+    identity: tuple[str, str],
+    api: str,
+    answer: Callable[[str, int], dict[str, Any]],
+) -> web.Response:
+    """The non-streaming answer ``answer(text, tokens)``, after the time streaming the tokens would have taken."""
+    state = request.app[STATE]
+    stream_id, channel = identity
+    record = state.open(stream_id, request.path, api, channel)
+    try:
+        streaming_s = settings.tokens / settings.rate if settings.rate else 0.0
+        await asyncio.sleep(settings.header_delay_s + settings.first_token_delay_s + streaming_s)
+        for _ in range(settings.tokens):
+            state.produced(record, settings.token_bytes)
+        payload = answer(text_of(settings.tokens, settings.token_bytes), settings.tokens)
+        response = web.json_response(payload, headers={"X-Request-ID": stream_id})
+        state.close(record, "completed")
+        return response
+    finally:
+        state.close(record, "peer_closed")

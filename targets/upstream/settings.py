@@ -9,12 +9,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from targets.common import bad_request
-
-__all__ = ["LIMITS", "StreamSettings", "add_stream_arguments", "settings_from_args"]
+__all__ = ["KEYS", "LIMITS", "BadField", "StreamSettings", "add_stream_arguments", "checked", "settings_from_args"]
 
 LIMITS = {"tokens": 1_000_000, "token_bytes": 65_536, "rate": 1_000_000.0, "delay": 600.0}
 """Caps on per-request and default settings; larger values are answered with 400."""
+
+KEYS = ("tokens", "token_bytes", "rate", "header_delay", "first_token_delay")
+"""The per-stream settings by the names the query string, the prompt tag and the control route use."""
+
+
+class BadField(ValueError):
+    """A request field with a bad value; each API answers it in its own error format."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,41 +38,54 @@ class StreamSettings:
     header_delay_s: float
     first_token_delay_s: float
 
-    def overridden(self, query: Mapping[str, str], body: Mapping[str, Any] | None) -> StreamSettings:
-        """These settings with the request's overrides applied; 400 names a bad field and value."""
+    def overridden(self, values: Mapping[str, object]) -> StreamSettings:
+        """These settings with ``values`` (named as in :data:`KEYS`) applied; BadField names a bad one."""
         changes: dict[str, Any] = {}
-        if body is not None and body.get("max_tokens") is not None:
-            changes["tokens"] = _whole(body["max_tokens"], "max_tokens", LIMITS["tokens"])
-        for name, attr in (("tokens", "tokens"), ("token_bytes", "token_bytes")):
-            if name in query:
-                changes[attr] = _whole(query[name], name, LIMITS[name])
-        if "rate" in query:
-            changes["rate"] = _number(query["rate"], "rate", LIMITS["rate"])
-        for name in ("header_delay", "first_token_delay"):
-            if name in query:
-                changes[f"{name}_s"] = _number(query[name], name, LIMITS["delay"])
-        if changes.get("token_bytes", self.token_bytes) < 1:
-            bad_request(f"token_bytes must be >= 1, got {changes['token_bytes']}")
+        for name in KEYS:
+            if name in values:
+                attr = f"{name}_s" if name.endswith("delay") else name
+                changes[attr] = checked(name, values[name])
         return dataclasses.replace(self, **changes)
 
+    def capped(self, max_tokens: int | None) -> StreamSettings:
+        """At most ``max_tokens`` tokens (a request's own limit, as a real model stops at it)."""
+        if max_tokens is None or max_tokens >= self.tokens:
+            return self
+        return dataclasses.replace(self, tokens=max_tokens)
 
-def _whole(value: object, name: str, cap: float) -> int:
+    def values(self) -> dict[str, int | float]:
+        """By the names of :data:`KEYS` (what the control route answers)."""
+        return {
+            "tokens": self.tokens,
+            "token_bytes": self.token_bytes,
+            "rate": self.rate,
+            "header_delay": self.header_delay_s,
+            "first_token_delay": self.first_token_delay_s,
+        }
+
+
+def checked(name: str, value: object) -> int | float:
+    """Setting ``name`` (one of :data:`KEYS`) from a text or a JSON number; BadField names it and the value."""
+    if name in ("tokens", "token_bytes"):
+        return whole(name, value, LIMITS[name], minimum=1 if name == "token_bytes" else 0)
+    cap = LIMITS["rate"] if name == "rate" else LIMITS["delay"]
     try:
-        number = int(str(value)) if not isinstance(value, bool) else -1
-    except ValueError:
-        bad_request(f"{name} must be a whole number from 0 to {cap:.0f}, got {value!r}")
-    if not 0 <= number <= cap:
-        bad_request(f"{name} must be a whole number from 0 to {cap:.0f}, got {value!r}")
-    return number
-
-
-def _number(value: str, name: str, cap: float) -> float:
-    try:
-        number = float(value)
+        number = float(str(value)) if isinstance(value, str | int | float) and not isinstance(value, bool) else math.nan
     except ValueError:
         number = math.nan
     if not 0 <= number <= cap:  # also rejects nan
-        bad_request(f"{name} must be a number from 0 to {cap:g}, got {value!r}")
+        raise BadField(name, f"{name} must be a number from 0 to {cap:g}, got {value!r}")
+    return number
+
+
+def whole(name: str, value: object, cap: float, minimum: int = 0) -> int:
+    """A whole number from ``minimum`` to ``cap``; BadField names it and the value."""
+    try:
+        number = int(str(value)) if isinstance(value, str | int) and not isinstance(value, bool) else -1
+    except ValueError:
+        number = -1
+    if not minimum <= number <= cap:
+        raise BadField(name, f"{name} must be a whole number from {minimum} to {cap:.0f}, got {value!r}")
     return number
 
 

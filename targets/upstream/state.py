@@ -23,6 +23,10 @@ class StreamRecord:
     id: str
     route: str
     start: float
+    api: str = "chunked"
+    """openai-chat | openai-responses | anthropic | chunked"""
+    id_channel: str = "none"
+    """How the id arrived: prompt | header | user | query | none (the upstream made one up)."""
     first_token: float | None = None
     end: float | None = None
     tokens_sent: int = 0
@@ -36,7 +40,13 @@ class UpstreamState:
     """Counters and per-stream records; the ground truth the harness checks relays against."""
 
     defaults: StreamSettings
+    """What a request that names no setting gets: the flags', or what the control route last set."""
     tuning: SocketTuning
+    control_token: str = ""
+    """The bearer token of PUT /__harness/defaults; empty = the control route refuses every call."""
+    launch_defaults: StreamSettings | None = None
+    """The flags' settings, which the control route's values apply to (None = ``defaults`` at start)."""
+    tags_unparseable: int = 0
     model: str = "stream-harness-fake"
     records: list[StreamRecord] = field(default_factory=list)
     open_streams: int = 0
@@ -45,8 +55,12 @@ class UpstreamState:
     ended: Counter[str] = field(default_factory=Counter)
     stopping: bool = False
 
-    def open(self, stream_id: str, route: str) -> StreamRecord:
-        record = StreamRecord(id=stream_id, route=route, start=time.time())
+    def __post_init__(self) -> None:
+        if self.launch_defaults is None:
+            self.launch_defaults = self.defaults
+
+    def open(self, stream_id: str, route: str, api: str = "chunked", id_channel: str = "none") -> StreamRecord:
+        record = StreamRecord(id=stream_id, route=route, start=time.time(), api=api, id_channel=id_channel)
         self.records.append(record)
         self.open_streams += 1
         return record
@@ -74,6 +88,7 @@ class UpstreamState:
             "tokens_produced": self.tokens_produced,
             "bytes_produced": self.bytes_produced,
             "ended": {reason: self.ended.get(reason, 0) for reason in ("completed", "peer_closed")} | dict(self.ended),
+            "tags_unparseable": self.tags_unparseable,
             "asyncio_tasks": len(asyncio.all_tasks()),
             "time": time.time(),
         }

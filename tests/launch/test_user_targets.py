@@ -60,7 +60,7 @@ def test_launched_servers_show_what_they_really_do_when_clients_leave(tmp_path: 
         names = ("fastapi-eager", "fastapi-lazy", "node")
         assert set(targets) == {*names, *(f"upstream@{name}" for name in names)}  # each with its own upstream
         for name in ("fastapi-eager", "fastapi-lazy", "node"):
-            assert targets[name]["upstream"]["basis"] == "stream ids"  # matched through the forwarded X-Request-ID
+            assert targets[name]["upstream"]["basis"] == "id:prompt"  # matched through the tag in the forwarded body
             assert targets[name]["memory"]["available"] is not False  # its process tree was sampled
             assert targets[name]["cancellation"]["left_streams"] > 0
         eager, lazy, node = (targets[name]["cancellation"] for name in ("fastapi-eager", "fastapi-lazy", "node"))
@@ -158,12 +158,14 @@ def test_attaching_a_pid_that_serves_another_port_warns(tmp_path: Path, lazy_rel
 
 @pytest.mark.slow
 def test_service_with_another_api_gets_its_own_request(tmp_path: Path) -> None:
-    # the service here is another fake upstream; the --upstream-* flags reach it in the query string
-    upstream = f"{PY} -m targets.upstream --host 127.0.0.1 --port {{port}}"
-    body = '{"model": "m", "stream": true, "user": "{stream_id}", "max_tokens": {max_tokens}, "messages": []}'
+    # the service here is another fake upstream (its own flags: the --upstream-* flags set the harness's upstreams)
+    upstream = f"{PY} -m targets.upstream --host 127.0.0.1 --port {{port}} --tokens 20 --rate 0"
+    body = (
+        '{"model": "m", "stream": true, "user": "{stream_id}", "max_tokens": {max_tokens}, '
+        '"messages": [{"role": "user", "content": "hi {tag}"}]}'
+    )
     with locust(
         tmp_path, "-f", DISCONNECTS, "--headless", "--scenario-scale", "0.1",
-        "--upstream-tokens", "20", "--upstream-rate", "0",
         "--launch", f"plain={upstream}",
         "--request", "plain=GET /v1/stream?user={stream_id}",
         "--request-api", "plain=chunked",

@@ -35,10 +35,20 @@ def truncating_server(sock, address):
                  b"1a\r\ndata: {\"content\": \"a\"}\n\n\r\n")
     sock.close()  # no final chunk: a truncated body
 
+def unterminated_server(sock, address):
+    sock.recv(65536)
+    event = b'data: {"choices":[{"delta":{"content":"a"}}]}\n\n'
+    sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 + b"%x\r\n" % len(event) + event + b"\r\n0\r\n\r\n")
+    sock.close()  # a whole HTTP body, but no data: [DONE]: a truncated stream
+
 server = StreamServer(("127.0.0.1", 0), truncating_server)
 server.start()
+unterminated = StreamServer(("127.0.0.1", 0), unterminated_server)
+unterminated.start()
 config = json.loads(sys.argv[1])
-urls = dict(config["urls"], truncating=f"http://127.0.0.1:{server.server_port}")
+urls = dict(config["urls"], truncating=f"http://127.0.0.1:{server.server_port}",
+            unterminated=f"http://127.0.0.1:{unterminated.server_port}")
 
 def run(case):
     stats = []
@@ -46,7 +56,7 @@ def run(case):
                                       "length": kw["response_length"], "failed": kw["exception"] is not None})
     behaviour = Behaviour(**{k: (tuple(map(tuple, v)) if k == "upstream" else v) for k, v in case["behaviour"].items()})
     settings = StreamSettings(Target(case["target"], urls[case["target"]]), Pace.parse(case.get("pace", "1KiB/s")),
-                              case.get("rcvbuf", 4096), case.get("api", "sse"), "local",
+                              case.get("rcvbuf", 4096), case.get("api", "openai-chat"), "local",
                               upstream=tuple(map(tuple, case.get("settings_upstream", []))))
     record = Stream(behaviour, settings, fire).run()
     return {"record": record.row(), "stats": stats}
@@ -89,7 +99,7 @@ def test_whole_streams_through_every_target(stack: Stack) -> None:
     cases = [
         {"target": name, "behaviour": {"upstream": [["tokens", "30"], ["rate", "0"]]}, "api": api}
         for name in ("upstream", "eager", "lazy", "bounded")
-        for api in ("sse", "chunked")
+        for api in ("openai-chat", "chunked")
     ]
     results = run_streams(stack.url, cases)
     seen = upstream_records(stack)
@@ -97,7 +107,7 @@ def test_whole_streams_through_every_target(stack: Stack) -> None:
         record = result["record"]
         assert tuple(record) == CLIENT_COLUMNS
         assert record["outcome"] == "completed", record
-        if case["api"] == "sse":
+        if case["api"] == "openai-chat":
             assert record["tokens"] == 30, record
         else:  # a chunk is a token, but a relay may merge chunks: the bytes are exact
             assert 1 <= record["tokens"] <= 30, record
@@ -236,3 +246,37 @@ def test_upstream_settings_travel_in_the_query_and_the_behaviour_wins(stack: Sta
     from_settings, from_behaviour = (result["record"] for result in run_streams(stack.url, cases))
     assert (from_settings["outcome"], from_settings["tokens"]) == ("completed", 7)
     assert (from_behaviour["outcome"], from_behaviour["tokens"]) == ("completed", 9)
+
+
+@pytest.mark.slow
+def test_a_body_that_ends_without_its_terminator_is_truncated(stack: Stack) -> None:
+    (result,) = run_streams(stack.url, [{"target": "unterminated", "behaviour": {}}])
+    record = result["record"]
+    assert (record["outcome"], record["tokens"]) == ("truncated", 1), record
+    assert record["error"] == "the body ended without data: [DONE]"
+    (whole,) = stat(result, "stream")
+    assert whole["failed"]
+
+
+@pytest.mark.slow
+def test_first_token_after_a_silent_upstream_is_the_first_content_for_every_api(stack: Stack) -> None:
+    # 2 s between the headers and the first token: TTFT is about 2 s, TTFB near 0, directly and through a relay.
+    silent = [["first_token_delay", "2"], ["tokens", "5"], ["rate", "0"]]
+    apis = ("openai-chat", "openai-responses", "anthropic", "chunked")
+    cases = [
+        {"target": target, "api": api, "behaviour": {"upstream": silent}}
+        for target in ("upstream", "lazy")
+        for api in apis
+    ]
+    results = run_streams(stack.url, cases)
+    seen = upstream_records(stack)
+    for case, result in zip(cases, results, strict=True):
+        record = result["record"]
+        assert record["outcome"] == "completed", (case, record)
+        ttfb, ttft = record["first_byte"] - record["start"], record["first_token"] - record["start"]
+        assert ttfb < 1.0, (case, ttfb)
+        assert 1.9 <= ttft < 3.5, (case, ttft)
+        if case["api"] != "chunked":  # a relay may merge chunks; the AI APIs count content deltas exactly
+            assert record["tokens"] == 5, (case, record)
+            upstream = seen[record["stream_id"]]
+            assert (upstream["api"], upstream["id_channel"]) == (case["api"], "prompt")

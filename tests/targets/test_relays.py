@@ -56,8 +56,9 @@ def test_fast_reader_gets_every_sse_token_in_order_through_each_relay(own_stack:
     for name in ("upstream", *RELAYS):
         host, port, _ = split_url(own_stack.url[name])
         connection = StreamConnection(host, port)
-        body = json.dumps({"stream": True, "max_tokens": 300, "user": f"fast-{name}"}).encode()
-        connection.send_request("POST", "/v1/chat/completions?rate=0&token_bytes=100", {}, body)
+        messages = [{"role": "user", "content": "hi"}]
+        body = json.dumps({"stream": True, "messages": messages, "user": f"fast-{name}"}).encode()
+        connection.send_request("POST", "/v1/chat/completions?tokens=300&rate=0&token_bytes=100", {}, body)
         head = connection.read_head(timeout_s=10)
         assert head.status == 200
         assert head.headers["content-type"].startswith("text/event-stream")
@@ -66,7 +67,8 @@ def test_fast_reader_gets_every_sse_token_in_order_through_each_relay(own_stack:
         events = data.decode().split("\n\n")[:-1]
         assert events[-1] == "data: [DONE]"
         chunks = [json.loads(event.removeprefix("data: ")) for event in events[:-1]]
-        contents = [chunk["choices"][0]["delta"]["content"] for chunk in chunks[:-1]]
+        assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": "", "refusal": None}
+        contents = [chunk["choices"][0]["delta"]["content"] for chunk in chunks[1:-1]]
         assert contents == [token_text(i, 100) for i in range(300)], name
         assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
     records = upstream_records(own_stack)

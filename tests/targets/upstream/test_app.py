@@ -1,8 +1,9 @@
-"""The fake upstream: OpenAI-compatible SSE, plain chunked, per-request settings, stats, records, bad input."""
+"""The fake upstream as an app: plain chunked, per-request settings, stats, records, ids and channels, bad input.
+
+Each AI API's own framing is tested in test_chat.py, test_responses.py and test_messages.py."""
 
 from __future__ import annotations
 
-import json
 import socket
 import subprocess
 import sys
@@ -10,79 +11,68 @@ import time
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from aiohttp.test_utils import TestClient
 
-from targets.common import SocketTuning
-from targets.upstream import StreamSettings, create_app, token_text
+from tests.targets.upstream.conftest import DEFAULTS
 
-DEFAULTS = StreamSettings(tokens=5, token_bytes=8, rate=0.0, header_delay_s=0.0, first_token_delay_s=0.0)
-
-
-@pytest_asyncio.fixture
-async def client(aiohttp_client: Any) -> TestClient[Any, Any]:
-    result: TestClient[Any, Any] = await aiohttp_client(create_app(DEFAULTS, SocketTuning(4096, 4096)))
-    return result
-
-
-def parse_sse(text: str) -> list[str]:
-    """The data fields of a well-formed SSE body, checking the framing on the way."""
-    assert text.endswith("\n\n")
-    events = text[:-2].split("\n\n")
-    payloads = []
-    for event in events:
-        assert event.startswith("data: "), event
-        payloads.append(event[len("data: ") :])
-    return payloads
+MESSAGES = [{"role": "user", "content": "hi"}]
 
 
 @pytest.mark.asyncio
-async def test_sse_stream_is_openai_chat_completion_chunks_in_order(client: TestClient[Any, Any]) -> None:
-    response = await client.post("/v1/chat/completions?token_bytes=12", json={"stream": True, "max_tokens": 7})
-    assert response.status == 200
-    assert response.headers["Content-Type"].startswith("text/event-stream")
-    payloads = parse_sse(await response.text())
-    assert payloads[-1] == "[DONE]"
-    chunks = [json.loads(payload) for payload in payloads[:-1]]
-    assert {chunk["object"] for chunk in chunks} == {"chat.completion.chunk"}
-    assert len({chunk["id"] for chunk in chunks}) == 1
-    contents = [chunk["choices"][0]["delta"].get("content") for chunk in chunks[:-1]]
-    assert contents == [token_text(i, 12) for i in range(7)]
-    assert all(len(content.encode()) == 12 for content in contents)
-    assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
-    assert chunks[-1]["choices"][0] == {"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}
-
-
-@pytest.mark.asyncio
-async def test_plain_stream_gives_the_same_tokens(client: TestClient[Any, Any]) -> None:
-    response = await client.get("/v1/stream?tokens=4&token_bytes=10")
-    assert response.status == 200
-    assert await response.text() == "".join(token_text(i, 10) for i in range(4))
-
-
-@pytest.mark.asyncio
-async def test_non_streaming_completion_is_one_json_object(client: TestClient[Any, Any]) -> None:
-    response = await client.post("/v1/chat/completions", json={"stream": False, "max_tokens": 3, "model": "m1"})
-    body = await response.json()
-    assert body["object"] == "chat.completion"
-    assert body["model"] == "m1"
-    assert body["choices"][0]["message"]["content"] == "".join(token_text(i, 8) for i in range(3))
-    assert body["usage"]["completion_tokens"] == 3
-
-
-@pytest.mark.asyncio
-async def test_stream_id_from_header_then_body_user(client: TestClient[Any, Any]) -> None:
-    await (await client.post("/v1/chat/completions", json={"stream": True, "user": "from-body"})).read()
+async def test_stream_id_and_its_channel_from_tag_header_user_query_or_none(client: TestClient[Any, Any]) -> None:
+    tagged = [{"role": "user", "content": "hi [stream-harness id=from-tag]"}]
+    await (await client.post("/v1/chat/completions", json={"stream": True, "messages": MESSAGES, "user": "u1"})).read()
     await (
         await client.post(
-            "/v1/chat/completions", json={"stream": True, "user": "ignored"}, headers={"X-Request-ID": "from-header"}
+            "/v1/chat/completions",
+            json={"stream": True, "messages": MESSAGES, "user": "ignored"},
+            headers={"X-Request-ID": "from-header"},
+        )
+    ).read()
+    await (
+        await client.post(
+            "/v1/chat/completions?user=q",
+            json={"stream": True, "messages": tagged, "user": "ignored"},
+            headers={"X-Request-ID": "ignored"},
         )
     ).read()
     await (await client.get("/v1/stream?user=from-query")).read()
+    await (await client.get("/v1/stream")).read()
     records = await (await client.get("/__harness/streams")).json()
-    assert [record["id"] for record in records] == ["from-body", "from-header", "from-query"]
+    assert [(r["id"], r["id_channel"], r["api"]) for r in records[:4]] == [
+        ("u1", "user", "openai-chat"),
+        ("from-header", "header", "openai-chat"),
+        ("from-tag", "prompt", "openai-chat"),
+        ("from-query", "query", "chunked"),
+    ]
+    assert records[4]["id"].startswith("anon-")
+    assert records[4]["id_channel"] == "none"
     assert all(record["end_reason"] == "completed" and record["tokens_sent"] == 5 for record in records)
     assert all(record["start"] <= record["first_token"] <= record["end"] for record in records)
+
+
+@pytest.mark.asyncio
+async def test_tag_settings_win_over_query_and_a_mangled_tag_is_ignored_and_counted(
+    client: TestClient[Any, Any],
+) -> None:
+    def body(text: str) -> dict[str, Any]:
+        return {"stream": True, "messages": [{"role": "user", "content": text}]}
+
+    await (await client.post("/v1/chat/completions?tokens=9", json=body("[stream-harness id=a tokens=3]"))).read()
+    # A gateway that rewrote the tag: the id is not taken from it (it could be another stream's), nor its settings.
+    await (await client.post("/v1/chat/completions?tokens=4", json=body("[stream-harness id=b tokens=x]"))).read()
+    await (await client.post("/v1/chat/completions", json=body("[stream-harness id=c"))).read()
+    records = await (await client.get("/__harness/streams")).json()
+    assert [(r["id"], r["tokens_sent"]) for r in records[:1]] == [("a", 3)]
+    assert [(r["id_channel"], r["tokens_sent"]) for r in records[1:]] == [("none", 4), ("none", 5)]
+    assert (await (await client.get("/__harness/stats")).json())["tags_unparseable"] == 2
+
+
+@pytest.mark.asyncio
+async def test_max_tokens_caps_the_length_it_does_not_set_it(client: TestClient[Any, Any]) -> None:
+    for limit in (3, 50):
+        response = await client.post("/v1/chat/completions", json={"messages": MESSAGES, "max_tokens": limit})
+        assert (await response.json())["usage"]["completion_tokens"] == min(limit, DEFAULTS.tokens)
 
 
 @pytest.mark.asyncio
@@ -127,8 +117,8 @@ async def test_rate_paces_tokens(client: TestClient[Any, Any]) -> None:
         ("rate=nan", None, "rate"),
         ("header_delay=xyz", None, "header_delay"),
         ("first_token_delay=100000", None, "first_token_delay"),
-        ("", {"stream": True, "max_tokens": -1}, "max_tokens"),
-        ("", {"stream": True, "max_tokens": "many"}, "max_tokens"),
+        ("", {"stream": True, "messages": MESSAGES, "max_tokens": -1}, "max_tokens"),
+        ("", {"stream": True, "messages": MESSAGES, "max_tokens": "many"}, "max_tokens"),
     ],
 )
 @pytest.mark.asyncio
