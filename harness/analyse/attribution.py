@@ -152,13 +152,14 @@ def _channel(records: pd.DataFrame) -> str:
     return best or "header"  # records from before id_channel existed: the relays forwarded X-Request-ID
 
 
-def attribute(run: RunData, target: str) -> Attribution:
-    """The target's pairs and their basis (see the module's docstring)."""
+def attribute(run: RunData, target: str, *, ignore_ids: bool = False) -> Attribution:
+    """The target's pairs and their basis (see the module's docstring); ``ignore_ids``: pair by time order even
+    where ids arrived (to check time order against the ids' exact pairs)."""
     clients = run.clients[run.clients["target"] == target]
     upstream, own = _own_records(run, target)
     channels = dict(Counter(str(value) or "unrecorded" for value in upstream.get("id_channel", [])))
     by_id = upstream[upstream["id"].isin(set(clients["stream_id"]))]
-    if len(upstream) and len(by_id) >= _ID_SHARE * len(upstream):
+    if len(upstream) and len(by_id) >= _ID_SHARE * len(upstream) and not ignore_ids:
         paired_clients = clients[clients["stream_id"].isin(set(by_id["id"]))].drop_duplicates("stream_id")
         paired_upstream = by_id.set_index("id", drop=False).loc[paired_clients["stream_id"]]
         basis = f"id:{_channel(by_id)}"
