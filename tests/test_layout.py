@@ -165,9 +165,17 @@ def test_no_part_imports_a_part_downstream_of_it() -> None:
     assert layering_violations(found) == []
 
 
+def test_no_import_cycles_in_harness() -> None:
+    assert cycles(imports(REPO, "harness")) == []
+
+
 def test_harness_and_targets_never_import_each_other() -> None:
     assert crossings(imports(REPO, "harness"), "targets") == []
     assert crossings(imports(REPO, "targets"), "harness") == []
+
+
+def test_no_module_over_400_lines_and_the_median_at_most_200() -> None:
+    assert size_violations(line_counts(REPO, ("harness", "targets"))) == []
 
 
 # -- the checks catch what they are for ------------------------------------------------------------------------------
