@@ -28,7 +28,7 @@ from harness.launch.stack import (
     parse_target_names,
     start_bundled_stack,
 )
-from harness.units import argparse_type, check_writable
+from harness.units import argparse_type, check_writable, parse_duration
 
 __all__ = ["main"]
 
@@ -75,11 +75,25 @@ def _report(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace) -> int:
     from harness.report.compare import write_comparison
+    from harness.report.compare_stats import CompareLimits
 
     if len(args.run_dirs) < 2:
         raise UsageError(f"compare needs at least two run folders, but got {len(args.run_dirs)}: {args.run_dirs[0]!r}")
-    print(write_comparison([Path(folder) for folder in args.run_dirs], Path(args.out)))
+    limits = CompareLimits(alpha=args.alpha, large_share=args.min_change, large_ms=args.min_change_s * 1000.0)
+    print(write_comparison([Path(folder) for folder in args.run_dirs], Path(args.out), limits))
     return 0
+
+
+def _share(text: str, *, what: str) -> float:
+    from harness.report.compare_stats import parse_share
+
+    return parse_share(text, what=what)
+
+
+def _probability(text: str, *, what: str) -> float:
+    from harness.report.compare_stats import parse_probability
+
+    return parse_probability(text, what=what)
 
 
 def _gate(args: argparse.Namespace) -> int:
@@ -147,6 +161,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folders; the first is the reference")
     compare.add_argument("--out", default="compare.html", metavar="FILE", help="where to write (default: compare.html)")
+    compare.add_argument(
+        "--alpha",
+        type=argparse_type(_probability, "--alpha"),
+        default=0.05,
+        help="chance of any false mark on the page, after Holm's correction (default: 0.05)",
+    )
+    compare.add_argument(
+        "--min-change",
+        type=argparse_type(_share, "--min-change"),
+        default=0.5,
+        metavar="SHARE",
+        help="a marked change moves the median by at least this share, e.g. 50%% (default: 50%%)",
+    )
+    compare.add_argument(
+        "--min-change-time",
+        dest="min_change_s",
+        type=argparse_type(parse_duration, "--min-change-time"),
+        default=0.02,
+        metavar="DURATION",
+        help="...and a time by at least this much, e.g. 20ms (default: 20ms)",
+    )
     compare.set_defaults(run=_compare)
     gate = commands.add_parser(
         "gate",

@@ -5,34 +5,71 @@ tokens produced after a client left) each run after the first is tested against 
 Mann-Whitney U test on the per-stream values, and the p-values of every test on the page are corrected together
 (Holm's step-down method, which holds the chance of any false alarm on the page at ``alpha``). A change is marked
 only when it is both significant after correction and large: the median moved by at least ``large_share`` of the
-reference median and by at least the figure's absolute floor (``large_ms`` for times). Single figures per run
+reference median and by at least the figure's absolute floor (``large_ms`` for times). "Large" is what stands in
+for run-to-run noise: per-stream values of one run share its machine's load, so the test alone would call a busy
+moment a regression. Single figures per run
 (memory growth, orphans at the end) have no per-run noise estimate from one run each: their change is shown, never
 marked.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats  # type: ignore[import-untyped]
 
-__all__ = ["CompareLimits", "Comparison", "compare_values", "holm"]
+from harness.errors import UsageError
+
+__all__ = ["CompareLimits", "Comparison", "compare_values", "holm", "parse_probability", "parse_share"]
 
 
 @dataclass(frozen=True, slots=True)
 class CompareLimits:
     alpha: float = 0.05
-    """Chance of marking any figure on the page when nothing changed (after correction)."""
-    large_share: float = 0.25
+    """Chance of marking any figure on the page when nothing changed within the runs (after correction)."""
+    large_share: float = 0.5
     """A marked change moves the median by at least this share of the reference median..."""
-    large_ms: float = 10.0
-    """...and, for times, by at least this many milliseconds (loopback times of a few ms jitter by more than 25%)."""
+    large_ms: float = 20.0
+    """...and, for times, by at least this many milliseconds. These two stand in for the run-to-run noise a test on
+    one run per side cannot see (the load of the machine shifts every stream of a run alike): measured on a shared
+    2-core machine, four identical runs of one relay had time-to-first-token medians of 3.0 to 5.0 ms, the per-stream
+    test telling them apart at p = 5e-22, and a first run on a busy moment moved it by more than 10 ms and 25%."""
     large_tokens: float = 1.0
     """...and, for token counts, by at least this many tokens per stream."""
     min_samples: int = 5
     """Fewer per-stream values than this on either side: no test (shown as such)."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.alpha < 1:
+            raise UsageError(f"--alpha must be a probability between 0 and 1, but got {self.alpha!r}")
+        if not (self.large_share >= 0 and math.isfinite(self.large_share)):
+            raise UsageError(f"--min-change must be a share >= 0 such as 50% or 0.5, but got {self.large_share!r}")
+        if not (self.large_ms >= 0 and math.isfinite(self.large_ms)):
+            raise UsageError(f"--min-change-time must be a duration >= 0, but got {self.large_ms!r} ms")
+
+
+def parse_share(text: str, *, what: str = "share") -> float:
+    """``"50%"`` or ``"0.5"`` -> 0.5."""
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value >= 0 and math.isfinite(value)):
+        raise UsageError(f"{what} must be a share >= 0 such as 50% or 0.5, but got {text!r}")
+    return value
+
+
+def parse_probability(text: str, *, what: str = "probability") -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 1:
+        raise UsageError(f"{what} must be a number between 0 and 1 such as 0.05, but got {text!r}")
+    return value
 
 
 @dataclass(frozen=True, slots=True)

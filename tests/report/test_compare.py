@@ -6,7 +6,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from harness.cli import main
 from harness.report.compare import write_comparison
 from tests.runfolders import MIB, CraftedRun, flat, leak, leaving_streams, slow_readers
 
@@ -65,3 +67,29 @@ def test_same_runs_mark_nothing_and_a_slower_cancel_is_marked_worse(tmp_path: Pa
     assert cells.states[("lazy", "backlog_slow_readers", "1")] == ("pass", "")
     text = (tmp_path / "out" / "compare.html").read_text(encoding="utf-8")
     assert "n = 28 vs 28" in text
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"), [("--alpha", "1.5"), ("--min-change", "half"), ("--min-change-time", "soon")]
+)
+def test_bad_noise_flags_are_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, value: str
+) -> None:
+    folder = _run(tmp_path, 0.01)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compare", str(folder), str(folder), flag, value, "--out", str(tmp_path / "c.html")])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert flag in error
+    assert repr(value) in error
+    assert not (tmp_path / "c.html").exists()
+
+
+def test_noise_flags_set_what_counts_as_large(tmp_path: Path) -> None:
+    reference = _run(tmp_path / "a", 0.01)
+    slower = _run(tmp_path / "b", 0.05, seed=2)  # +40 ms, five times the reference's median
+    out = tmp_path / "c.html"
+    assert main(["compare", str(reference), str(slower), "--out", str(out)]) == 0
+    assert _cells(out).marks[("lazy", "cancel_latency", "1")] == "worse"  # beyond 20 ms and 50%
+    assert main(["compare", str(reference), str(slower), "--out", str(out), "--min-change-time", "100ms"]) == 0
+    assert _cells(out).marks[("lazy", "cancel_latency", "1")] == ""

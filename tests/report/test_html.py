@@ -115,3 +115,11 @@ def test_cli_report_prints_the_path_and_refuses_bad_folders(tmp_path: Path, caps
     out = tmp_path / "c.html"
     assert main(["compare", str(folder), str(folder), "--out", str(out)]) == 0
     assert capsys.readouterr().out.strip() == str(out)
+
+
+def test_report_is_plotly_plus_little(tmp_path: Path) -> None:
+    from harness.report.page import plotly_js
+
+    path = write_report(_two_relays(tmp_path))
+    extra = path.stat().st_size - len(plotly_js().encode())
+    assert 0 < extra < 400_000, f"{extra} bytes beside plotly.js"
