@@ -1,13 +1,24 @@
 """Abrupt disconnects: after a warm-up, waves of clients read a few tokens and leave (by reset, by a plain close,
-and before the headers arrive), then a drain in which no client is connected.
+and before the headers arrive), leave a silent upstream (its headers sent, its first token far beyond the wave;
+and one silent before its headers), then a drain in which no client is connected.
 
-A server that cancels its upstream when a client leaves shows no open upstream streams in the drain; one that
-does not keeps producing tokens for nobody. About 50 s; ``--scenario-scale 0.2`` runs it in about 12 s.
+In the leave waves the upstream's streams last until something cancels them (``ENDLESS``: far longer than the
+run), so a server that never cancels keeps them open to the end, at any scale; one that cancels shows none in the
+drain. A server that notices its client left only at the upstream's next token holds its silent-wave streams.
+The phases set the fake upstreams' defaults (``upstream=``), so this holds through servers that forward nothing of
+the request. About 58 s; ``--scenario-scale 0.2`` runs it in about 14 s.
 """
 
 from locust import constant
 
-from harness import Behaviour, Phase, PhasedShape, StreamingUser  # also registers the Locust plugin
+from harness import Behaviour, Phase, PhasedShape, StreamingUser, UpstreamBehaviour  # also registers the plugin
+
+ENDLESS = UpstreamBehaviour(tokens=1_000_000)
+"""Streams of a million tokens (5.5 hours at the default 50 tokens/s): only cancellation ends them."""
+SILENT = UpstreamBehaviour(tokens=1_000_000, first_token_delay_s=600)
+"""Headers at once, then ten minutes without a token (an AI upstream thinking, far beyond the wave)."""
+SILENT_BEFORE_HEADERS = UpstreamBehaviour(tokens=1_000_000, header_delay_s=600)
+"""Not even the headers for ten minutes."""
 
 
 class WholeStreamReader(StreamingUser):
@@ -38,11 +49,26 @@ class LeaveBeforeHeaders(StreamingUser):
     wait_time = constant(0.5)
 
 
+class LeaveSilentUpstream(StreamingUser):
+    """Waits a second for a first token that does not come, then resets the connection."""
+
+    behaviour = Behaviour(read="fast", leave="after_seconds", leave_after_s=1.0, leave_how="reset")
+    wait_time = constant(0.5)
+
+
 class Disconnects(PhasedShape):
     phases = (
-        Phase("warm-up", 8, users=6, user_classes=(WholeStreamReader,)),
-        Phase("reset wave", 10, users=12, user_classes=(ResetAfterFiveTokens,)),
-        Phase("close wave", 10, users=12, user_classes=(CloseAfterFiveTokens,)),
-        Phase("before-headers wave", 8, users=12, user_classes=(LeaveBeforeHeaders,)),
+        Phase("warm-up", 6, users=6, user_classes=(WholeStreamReader,)),
+        Phase("reset wave", 8, users=12, user_classes=(ResetAfterFiveTokens,), upstream=ENDLESS),
+        Phase("close wave", 8, users=12, user_classes=(CloseAfterFiveTokens,), upstream=ENDLESS),
+        Phase("before-headers wave", 8, users=12, user_classes=(LeaveBeforeHeaders,), upstream=ENDLESS),
+        Phase("silent-upstream wave", 8, users=12, user_classes=(LeaveSilentUpstream,), upstream=SILENT),
+        Phase(
+            "silent-before-headers wave",
+            8,
+            users=12,
+            user_classes=(LeaveSilentUpstream,),
+            upstream=SILENT_BEFORE_HEADERS,
+        ),
         Phase("drain", 12),
     )

@@ -6,10 +6,11 @@ About 55 s; ``--scenario-scale 0.2`` shortens it.
 
 from locust import between
 
-from harness import Behaviour, Phase, PhasedShape, StreamingUser  # also registers the Locust plugin
+from harness import Behaviour, Phase, PhasedShape, StreamingUser, UpstreamBehaviour  # also registers the plugin
 
 SLOW_STREAM = (("tokens", "2000"), ("token_bytes", "1024"), ("rate", "100"))
 """Per-request upstream settings of the slow and stalled readers: 100 KiB/s per stream for 20 s."""
+ENDLESS = UpstreamBehaviour(tokens=1_000_000)
 
 
 class Reader(StreamingUser):
@@ -73,7 +74,8 @@ class Mixed(PhasedShape):
     phases = (
         Phase("warm-up", 8, users=6, user_classes=(Reader,)),
         Phase("mix", 20, users=33, spawn_rate=10, user_classes=EVERYONE),
-        Phase("burst of disconnects", 8, users=30, user_classes=(BurstOfResets,)),
+        # Streams only cancellation ends (a million tokens): a server that does not cancel keeps them to the end.
+        Phase("burst of disconnects", 8, users=30, user_classes=(BurstOfResets,), upstream=ENDLESS),
         Phase("mix again", 10, users=33, spawn_rate=10, user_classes=EVERYONE),
         Phase("drain", 12),
     )

@@ -2,24 +2,25 @@
 ones, then a drain in which no client is connected.
 
 A server that respects back-pressure holds a few KiB per slow client; one that buffers without bound grows for as
-long as the phase lasts. The slow and stalled readers ask the upstream for long streams of 1 KiB tokens at 100
-tokens/s (``LONG_STREAM``), far faster than they read, whatever the stack's ``--upstream-*`` defaults say; a relay
-that keeps pulling after its client left shows its orphan streams in the drain. About 50 s; ``--read-pace`` sets
-the pace of the byte-paced readers (default 1KiB/s), ``--scenario-scale 0.2`` shortens it.
+long as the phase lasts. While the slow readers read, the fake upstreams' defaults are long streams of 1 KiB tokens
+at 100 tokens/s (``LONG_STREAM``), far faster than they read, whatever the stack's ``--upstream-*`` defaults say
+and whatever the server forwards of the request; the fast readers ask for short ones of their own. A relay that
+keeps pulling after its client left shows its orphan streams in the drain. About 50 s; ``--read-pace`` sets the
+pace of the byte-paced readers (default 1KiB/s), ``--scenario-scale 0.2`` shortens it.
 """
 
 from locust import constant
 
-from harness import Behaviour, Phase, PhasedShape, StreamingUser  # also registers the Locust plugin
+from harness import Behaviour, Phase, PhasedShape, StreamingUser, UpstreamBehaviour  # also registers the plugin
 
-LONG_STREAM = (("tokens", "20000"), ("token_bytes", "1024"), ("rate", "100"))
-"""Per-request upstream settings of the slow readers: 100 KiB/s per stream for up to 200 s."""
+LONG_STREAM = UpstreamBehaviour(tokens=20_000, token_bytes=1024, rate=100)
+"""The slow phase's upstream defaults: 100 KiB/s per stream for up to 200 s."""
 
 
 class FastReader(StreamingUser):
-    """Reads every stream to its end, as fast as it comes."""
+    """Reads every stream to its end, as fast as it comes (200 tokens of its own asking, not the phase's 20000)."""
 
-    behaviour = Behaviour(read="fast")
+    behaviour = Behaviour(read="fast", upstream=(("tokens", "200"),))
     wait_time = constant(0.5)
 
 
@@ -27,21 +28,21 @@ class SlowByteReader(StreamingUser):
     """Reads at --read-pace bytes per second (a reader on a slow link)."""
 
     weight = 2
-    behaviour = Behaviour(read="paced", upstream=LONG_STREAM)
+    behaviour = Behaviour(read="paced")
     wait_time = constant(0.5)
 
 
 class SlowTokenReader(StreamingUser):
     """Takes two tokens a second (a client rendering slowly)."""
 
-    behaviour = Behaviour(read="paced", pace="2tok/s", upstream=LONG_STREAM)
+    behaviour = Behaviour(read="paced", pace="2tok/s")
     wait_time = constant(0.5)
 
 
 class StalledReader(StreamingUser):
     """Reads the headers and then nothing, until the phase ends."""
 
-    behaviour = Behaviour(read="stalled", upstream=LONG_STREAM)
+    behaviour = Behaviour(read="stalled")
     wait_time = constant(0.5)
 
 
@@ -53,6 +54,7 @@ class SlowReaders(PhasedShape):
             30,
             users=15,
             user_classes=(FastReader, SlowByteReader, SlowTokenReader, StalledReader),
+            upstream=LONG_STREAM,
         ),
         Phase("drain", 12),
     )

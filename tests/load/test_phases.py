@@ -19,6 +19,7 @@ from types import SimpleNamespace
 from harness.errors import UsageError
 from harness.load.phases import Phase, PhasedShape, phase_started, schedule, shape_finished
 from harness.load.streaming_user import StreamingUser
+from harness.load.upstream_behaviour import UpstreamBehaviour
 
 class A(StreamingUser):
     pass
@@ -30,12 +31,16 @@ class Shape(PhasedShape):
     phases = (
         Phase("warm", 10, users=3, user_classes=(A,)),
         Phase("more", 10, users=6, spawn_rate=2),
-        Phase("other", 4, users=6, user_classes=(B,)),
+        Phase("other", 4, users=6, user_classes=(B,), upstream=UpstreamBehaviour(first_token_delay_s=600)),
         Phase("drain", 0.5),
     )
 
 out = {"events": [], "finished": []}
-phase_started.add_listener(lambda **kw: out["events"].append([kw["name"], kw["index"], round(kw["duration_s"], 3)]))
+def started(**kw):
+    upstream = kw["upstream"].settings() if kw["upstream"] is not None else None
+    out["events"].append([kw["name"], kw["index"], round(kw["duration_s"], 3), upstream])
+
+phase_started.add_listener(started)
 shape_finished.add_listener(lambda **kw: out["finished"].append(True))
 scale = float(sys.argv[1])
 shape = Shape()
@@ -118,7 +123,12 @@ def test_ticks_follow_the_phases_and_end_the_test() -> None:
         None,
         None,
     ]
-    assert result["events"] == [["warm", 0, 10.0], ["more", 1, 10.0], ["other", 2, 4.0], ["drain", 3, 1.0]]
+    assert result["events"] == [
+        ["warm", 0, 10.0, None],
+        ["more", 1, 10.0, None],
+        ["other", 2, 4.0, {"first_token_delay": 600}],  # the phase's upstream behaviour, for the plugin to set
+        ["drain", 3, 1.0, None],
+    ]
     assert result["finished"] == [True]
 
 

@@ -61,8 +61,35 @@ def within(row: dict[str, str], window: tuple[float, float], slack_s: float = 0.
 
 @pytest.mark.slow
 def test_disconnects(tmp_path: Path) -> None:
-    _, clients, phases = run_scenario(tmp_path, "disconnects")
-    assert list(phases) == ["warm-up", "reset wave", "close wave", "before-headers wave", "drain"]
+    run, clients, phases = run_scenario(tmp_path, "disconnects")
+    assert list(phases) == [
+        "warm-up",
+        "reset wave",
+        "close wave",
+        "before-headers wave",
+        "silent-upstream wave",
+        "silent-before-headers wave",
+        "drain",
+    ]
+    # Each phase set the upstreams' defaults: endless streams in the leave waves, silent ones in the silent waves,
+    # the stack flags' values (200 tokens) where the phase declared nothing.
+    behaviours = {row["name"]: row["detail"] for row in run.table("events") if row["kind"] == "upstream_behaviour"}
+    assert set(behaviours) == {"test_start", *phases}
+    assert "upstream_warning" not in {row["kind"] for row in run.table("events")}
+    for name in ("reset wave", "close wave", "before-headers wave"):
+        assert behaviours[name].startswith("tokens=1000000 "), behaviours[name]
+    assert "first_token_delay=600" in behaviours["silent-upstream wave"]
+    assert "header_delay=600" in behaviours["silent-before-headers wave"]
+    assert behaviours["drain"].startswith("tokens=200 ")
+    assert behaviours["drain"].endswith("declared: none")
+    silent = [row for row in clients if row["behaviour"] == "fast+leave_after_seconds:1s:reset"]
+    headers_then_nothing = [row for row in silent if within(row, phases["silent-upstream wave"], slack_s=0)]
+    nothing = [row for row in silent if within(row, phases["silent-before-headers wave"], slack_s=0)]
+    assert headers_then_nothing
+    assert nothing
+    assert all(row["outcome"] == "left" and row["tokens"] == "0" for row in silent)
+    assert any(row["first_byte"] != "" for row in headers_then_nothing)
+    assert all(row["first_byte"] == "" for row in nothing)
     waves = {
         "fast+leave_after_tokens:5:reset": ("reset wave", "after_tokens", "reset"),
         "fast+leave_after_tokens:5:close": ("close wave", "after_tokens", "close"),

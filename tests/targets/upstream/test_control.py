@@ -50,3 +50,14 @@ async def test_bad_defaults_are_400_naming_the_setting(client: TestClient[Any, A
     response = await client.put("/__harness/defaults", json=body, headers=AUTH)
     assert response.status == 400
     assert words in (await response.json())["error"]["message"]
+
+
+@pytest.mark.asyncio
+async def test_an_upstream_started_without_a_token_refuses_every_call(aiohttp_client: Any) -> None:
+    from targets.common import SocketTuning
+    from targets.upstream import create_app
+
+    client = await aiohttp_client(create_app(DEFAULTS, SocketTuning(4096, 4096)))
+    response = await client.put("/__harness/defaults", json={}, headers={"Authorization": "Bearer "})
+    assert response.status == 403
+    assert "STREAM_HARNESS_CONTROL_TOKEN" in (await response.json())["error"]["message"]
