@@ -28,7 +28,7 @@ from harness.launch.stack import (
     parse_target_names,
     start_bundled_stack,
 )
-from harness.units import argparse_type, check_writable, parse_duration
+from harness.units import argparse_type, check_writable, parse_duration, probability, share
 
 __all__ = ["main"]
 
@@ -82,18 +82,6 @@ def _compare(args: argparse.Namespace) -> int:
     limits = CompareLimits(alpha=args.alpha, large_share=args.min_change, large_ms=args.min_change_s * 1000.0)
     print(write_comparison([Path(folder) for folder in args.run_dirs], Path(args.out), limits))
     return 0
-
-
-def _share(text: str, *, what: str) -> float:
-    from harness.report.compare_stats import parse_share
-
-    return parse_share(text, what=what)
-
-
-def _probability(text: str, *, what: str) -> float:
-    from harness.report.compare_stats import parse_probability
-
-    return parse_probability(text, what=what)
 
 
 def _gate(args: argparse.Namespace) -> int:
@@ -163,13 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--out", default="compare.html", metavar="FILE", help="where to write (default: compare.html)")
     compare.add_argument(
         "--alpha",
-        type=argparse_type(_probability, "--alpha"),
+        type=argparse_type(probability, "--alpha"),
         default=0.05,
         help="chance of any false mark on the page, after Holm's correction (default: 0.05)",
     )
     compare.add_argument(
         "--min-change",
-        type=argparse_type(_share, "--min-change"),
+        type=argparse_type(share, "--min-change"),
         default=0.5,
         metavar="SHARE",
         help="a marked change moves the median by at least this share, e.g. 50%% (default: 50%%)",

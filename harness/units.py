@@ -22,6 +22,8 @@ __all__ = [
     "parse_size",
     "positive_float",
     "positive_int",
+    "probability",
+    "share",
     "argparse_type",
     "check_writable",
     "writable_path",
@@ -87,6 +89,28 @@ def positive_float(text: str, *, what: str = "value") -> float:
         value = float("nan")
     if not (value > 0 and math.isfinite(value)):
         raise UsageError(f"{what} must be a finite number > 0, but got {text!r}")
+    return value
+
+
+def share(text: str, *, what: str = "share") -> float:
+    """``"50%"`` or ``"0.5"`` -> 0.5 (a finite share >= 0)."""
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value >= 0 and math.isfinite(value)):
+        raise UsageError(f"{what} must be a share >= 0 such as 50% or 0.5, but got {text!r}")
+    return value
+
+
+def probability(text: str, *, what: str = "probability") -> float:
+    """A number strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 1:
+        raise UsageError(f"{what} must be a number between 0 and 1 such as 0.05, but got {text!r}")
     return value
 
 

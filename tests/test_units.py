@@ -77,3 +77,17 @@ def test_outputs_that_cannot_be_written_are_refused_up_front(tmp_path: Path) -> 
         check_writable(argparse.Namespace(log_dir=str(blocker / "logs")), {"log_dir": ("--log-dir", True)})
     assert writable_path(str(tmp_path / "new" / "deeper" / "r.html"), what="--out")
     check_writable(argparse.Namespace(log_dir=None), {"log_dir": ("--log-dir", True)})  # unset: nothing to check
+
+
+def test_shares_and_probabilities() -> None:
+    from harness.units import probability, share
+
+    assert share("50%") == 0.5
+    assert share("0.25") == 0.25
+    assert probability("0.05") == 0.05
+    for bad in ("half", "-1", "inf"):
+        with pytest.raises(UsageError, match=repr(bad)):
+            share(bad, what="--min-change")
+    for bad in ("0", "1", "x"):
+        with pytest.raises(UsageError, match="between 0 and 1"):
+            probability(bad)

@@ -23,7 +23,7 @@ from scipy import stats  # type: ignore[import-untyped]
 
 from harness.errors import UsageError
 
-__all__ = ["CompareLimits", "Comparison", "compare_values", "holm", "parse_probability", "parse_share"]
+__all__ = ["CompareLimits", "Comparison", "compare_values", "holm"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,27 +49,6 @@ class CompareLimits:
             raise UsageError(f"--min-change must be a share >= 0 such as 50% or 0.5, but got {self.large_share!r}")
         if not (self.large_ms >= 0 and math.isfinite(self.large_ms)):
             raise UsageError(f"--min-change-time must be a duration >= 0, but got {self.large_ms!r} ms")
-
-
-def parse_share(text: str, *, what: str = "share") -> float:
-    """``"50%"`` or ``"0.5"`` -> 0.5."""
-    try:
-        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
-    except ValueError:
-        value = float("nan")
-    if not (value >= 0 and math.isfinite(value)):
-        raise UsageError(f"{what} must be a share >= 0 such as 50% or 0.5, but got {text!r}")
-    return value
-
-
-def parse_probability(text: str, *, what: str = "probability") -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value < 1:
-        raise UsageError(f"{what} must be a number between 0 and 1 such as 0.05, but got {text!r}")
-    return value
 
 
 @dataclass(frozen=True, slots=True)
