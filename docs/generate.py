@@ -69,6 +69,7 @@ def _summary_block(section: str) -> Callable[[str], str]:
         from harness.analyse.clients import ClientFigures, Percentiles
         from harness.analyse.memory import MemoryFigures
         from harness.analyse.upstream import UpstreamFigures
+        from harness.judge.check import Check
 
         sections: dict[str, list[KeyRow]] = {
             "memory": dataclass_keys(MemoryFigures),
@@ -76,6 +77,7 @@ def _summary_block(section: str) -> Callable[[str], str]:
             "cancellation": dataclass_keys(CancellationFigures),
             "clients": dataclass_keys(ClientFigures),
             "percentiles": dataclass_keys(Percentiles),
+            "checks": dataclass_keys(Check),
         }
         return key_table(sections[section], old)
 
@@ -128,7 +130,7 @@ PAGES: dict[str, dict[str, Callable[[str], str]]] = {
     },
     "docs/summary.md": {
         f"summary-{section}": _summary_block(section)
-        for section in ("memory", "upstream", "cancellation", "clients", "percentiles")
+        for section in ("checks", "memory", "upstream", "cancellation", "clients", "percentiles")
     },
     "docs/gate.md": {"limits": _limits_block},
 }
