@@ -85,8 +85,10 @@ def test_the_readme_scenario_runs_as_written(tmp_path: Path) -> None:
     with locust(tmp_path, *args) as run:
         code = run.wait(120)
         assert code == 0, run.output()[-3000:]
-        phases = [row["name"] for row in run.table("events") if row["kind"] == "phase_start"]
+        events = run.table("events")
         behaviours = {row["behaviour"] for row in run.table("clients")}
-    assert phases == ["warm-up", "quitters", "drain"]
+    assert [row["name"] for row in events if row["kind"] == "phase_start"] == ["warm-up", "quitters", "drain"]
+    upstream = {row["name"]: row["detail"] for row in events if row["kind"] == "upstream_behaviour"}
+    assert "tokens=1000000" in upstream["quitters"], upstream
     assert behaviours >= {"fast", "paced:2048B/s+leave_after_tokens:10:reset"}, behaviours
     assert_all_gone(run.tag)
