@@ -78,13 +78,13 @@ CLIENT_COLUMNS = (
     "worker",  # Locust client id of the process that ran it ("local" when not distributed)
     "start",  # request sent
     "first_byte",  # response headers began to arrive
-    "first_token",  # first SSE event or first body bytes
+    "first_token",  # first token as the API counts them (first content delta of an AI API, first event, first chunk)
     "end",  # the client left or the stream ended
     "outcome",  # completed | left | truncated | broken | http_error | connect_error
     "leave_how",  # reset | close | "" (when it did not leave on purpose)
     "leave_when",  # before_headers | after_tokens | after_seconds | user_stopped (at a phase boundary) | ""
     "status",  # HTTP status, 0 before headers
-    "tokens",  # tokens (SSE data events or chunks) read
+    "tokens",  # tokens read: content deltas (AI APIs), data events (sse) or chunks (chunked)
     "bytes",  # body bytes read
     "error",  # one line, when outcome is truncated/broken/http_error/connect_error
 )
