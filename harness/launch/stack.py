@@ -215,7 +215,9 @@ _FLAGS = (
 
 def add_stack_arguments(parser: Any, *, web_ui: bool = False) -> None:
     """Add the stack's flags to an argparse (or Locust's configargparse) parser or group."""
-    extra: dict[str, Any] = {"include_in_web_ui": True} if web_ui else {}
+    # In Locust's web UI only the upstream's stream settings (sent with every request) can change between tests;
+    # the rest reach the targets' command lines at launch.
+    extra: dict[str, Any] = {"include_in_web_ui": False} if web_ui else {}
     for flag in _FLAGS:
         parser.add_argument(
             flag.flag,
@@ -223,7 +225,7 @@ def add_stack_arguments(parser: Any, *, web_ui: bool = False) -> None:
             type=argparse_type(flag.parse, flag.flag),
             default=flag.default,
             help=f"{flag.help} (default: {flag.default})",
-            **extra,
+            **({"include_in_web_ui": flag.to == "upstream"} if web_ui else {}),
         )
     parser.add_argument(
         "--profile-nframe",

@@ -32,15 +32,25 @@ def current() -> HarnessPlugin | None:
     return _current
 
 
+_web_ui_actions: dict[str, Any] = {}
+"""The plugin's options a web UI start form may set (shown in the UI), by dest."""
+
+
 def _on_parser(parser: Any, **_: Any) -> None:
+    before = {id(action) for action in parser._actions}
     add_arguments(parser)
+    _web_ui_actions.update(
+        (action.dest, action)
+        for action in parser._actions
+        if id(action) not in before and getattr(action, "include_in_web_ui", False)
+    )
 
 
 def _on_init(environment: Any, runner: Any, web_ui: Any = None, **_: Any) -> None:
     global _current
     if environment.parsed_options is None:  # Locust used as a library, without its command line
         return
-    plugin = HarnessPlugin(environment, runner, web_ui)
+    plugin = HarnessPlugin(environment, runner, web_ui, dict(_web_ui_actions))
     try:
         plugin.start()
     except HarnessError as error:

@@ -33,7 +33,7 @@ from harness.plugin.samplers import start_samplers
 from harness.plugin.signals import Interrupts
 from harness.plugin.targets import RunTargets, start_targets
 from harness.plugin.upstream_defaults import set_upstream_defaults
-from harness.report.live_view import install_live_view
+from harness.plugin.web_ui import check_exposure, install_web_ui
 from harness.runfolder import RunFolder
 
 __all__ = ["HarnessPlugin"]
@@ -47,8 +47,10 @@ STOP_GRACE_S = 3.0
 class HarnessPlugin:
     """The harness's state in one Locust process (master, local or worker)."""
 
-    def __init__(self, environment: Any, runner: Any, web_ui: Any) -> None:
+    def __init__(self, environment: Any, runner: Any, web_ui: Any, ui_actions: dict[str, Any] | None = None) -> None:
         self.environment = environment
+        self.ui_actions = ui_actions or {}
+        """The options a web UI start form may change (harness.plugin.web_ui)."""
         self.runner = runner
         self.web_ui = web_ui
         self.options = environment.parsed_options
@@ -64,6 +66,9 @@ class HarnessPlugin:
         self._phase: str | None = None
         self._phases_seen = 0
         self.report_path: Path | None = None
+        self.reports: dict[str, Path] = {}
+        """Every report.html written in this process, by run folder name, oldest first (one per web UI test)."""
+        self._tests = 0
         self._greenlets: list[gevent.Greenlet] = []
         self.supervisor: Supervisor | None = None
         self.starting = False
@@ -97,7 +102,7 @@ class HarnessPlugin:
         if not relays and not plain and not user.any:
             relays = BUNDLED_RELAYS  # nothing named: the demo's bundled relays
         self.run_targets = RunTargets(plain=plain, user=user)
-        self.folder = RunFolder.create(Path(options.run_dir), scenario, {"flags": recorded_flags(options)})
+        self.folder = RunFolder.create(Path(options.run_dir).resolve(), scenario, {"flags": recorded_flags(options)})
         atexit.register(self.stop)
         if relays or user.launches:
             self.supervisor = Supervisor()  # before anything is launched: it cleans up even after a SIGKILL
@@ -115,7 +120,13 @@ class HarnessPlugin:
         options.harness_upstream_query = ""
         if self.run_targets.launched:
             self._greenlets.append(gevent.spawn(self._watch))
-        install_live_view(self.environment, lambda: self.folder, lambda: self.report_path)
+        if self.web_ui is not None:
+            exposure = check_exposure(options)
+            if exposure:
+                log.warning("%s", exposure)
+            if not self.environment.host:  # preset: Locust's host field means nothing here (targets are the plugin's)
+                self.environment.host = ", ".join(f"{t.name}={t.url}" for t in self.run_targets.loaded())
+            install_web_ui(self.environment, self._open_folder, lambda: dict(self.reports), self.ui_actions)
 
     def _on_signal(self, name: str) -> None:
         self.environment.process_exit_code = self.interrupts.exit_code
@@ -131,6 +142,8 @@ class HarnessPlugin:
     def on_test_start(self) -> None:
         if self.is_worker or self.folder is None:
             return
+        if self.web_ui is not None:
+            self._folder_for_test()
         self.folder.event("test_start")
         self._set_upstream("test_start", None)
         self._test_running = True
@@ -145,10 +158,37 @@ class HarnessPlugin:
         self._stop_sampler()
         self.folder.event("test_stop")
         if self.web_ui is not None:
-            # The stack and the folder stay for the next test; this test's report is written now, and linked
-            # from the live view. Headless runs write theirs once the folder is finished (stop()).
-            self.folder.update_meta(status="complete" if self.shape_finished else "stopped", ended_at=time.time())
-            self._write_report()
+            # The stack stays for the next test, which gets a run folder of its own; this test's folder is finished
+            # and its report written now. Headless runs write theirs once the stack is stopped (stop()).
+            self._finish_folder("complete" if self.shape_finished and not self.target_died else "stopped")
+
+    def _folder_for_test(self) -> None:
+        """Web UI: each test its own run folder, recording the options as the start form left them. The first
+        test uses the folder made at launch (it holds the stack's logs); later ones point to it."""
+        assert self.folder is not None
+        self._tests += 1
+        flags = recorded_flags(self.options)
+        if self._tests > 1:
+            first = self.folder
+            meta = first.read_meta()
+            scenario = str(meta.get("scenario", "run"))
+            self.folder = RunFolder.create(
+                first.path.parent,
+                scenario,
+                {"flags": flags, "targets": meta.get("targets", []), "stack_logs": str(first.path / "logs")},
+            )
+            self._finished = False
+        self.folder.update_meta(flags=flags, test=self._tests, started_at=time.time())
+        self.shape_finished = False
+        self._phases_seen = 0
+        self._phase = None
+
+    def _finish_folder(self, status: str) -> None:
+        assert self.folder is not None
+        self.folder.finish(status)
+        self._finished = True
+        log.info("run folder: %s", self.folder.path)
+        self._write_report()
 
     def _set_upstream(self, phase: str, behaviour: UpstreamBehaviour | None) -> None:
         assert self.folder is not None
@@ -195,14 +235,11 @@ class HarnessPlugin:
                 stop_all(self.run_targets.launched, grace_s=STOP_GRACE_S)
             if self.supervisor is not None:
                 self.supervisor.close()  # and whatever the launched commands left behind
-            if self.folder is not None:
+            if self.folder is not None and not self._finished:  # (a web UI test's folder is finished at its stop)
                 self._end_phase()
                 if status is None:
                     status = "complete" if self.shape_finished and not self.target_died else "interrupted"
-                self.folder.finish(status)
-                self._finished = True
-                log.info("run folder: %s", self.folder.path)
-                self._write_report()
+                self._finish_folder(status)
 
     def _write_report(self) -> None:
         """Analyse the run folder and write summary.json and report.html; print the report's path."""
@@ -216,6 +253,7 @@ class HarnessPlugin:
         except HarnessError as error:
             log.error("no report: %s", error)
             return
+        self.reports[self.folder.path.name] = self.report_path
         log.info("report: %s", self.report_path)
 
     # targets dying -------------------------------------------------------------------------------------------

@@ -6,6 +6,8 @@ Every process a run starts carries a tag in its environment, so a test can prove
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 import signal
 import urllib.parse
@@ -73,18 +75,25 @@ def test_web_ui_keeps_the_stack_up_between_test_runs(tmp_path: Path) -> None:
         pids = sorted(target["pid"] for target in run.meta()["targets"])
         base = f"http://127.0.0.1:{port}"
         form = urllib.parse.urlencode({"user_count": "1", "spawn_rate": "1", "scenario_scale": "0.05"}).encode()
-        for _ in range(2):
-            before = len(run.table("clients")) if (run.folder() / "clients.csv").exists() else 0
+
+        def folders() -> list[Path]:
+            return sorted(path for path in run.run_dir.iterdir() if path.is_dir())
+
+        def rows(folder: Path, name: str) -> list[dict[str, str]]:
+            with (folder / f"{name}.csv").open(newline="") as file:
+                return list(csv.DictReader(file))
+
+        for test in (1, 2):
             with urllib.request.urlopen(f"{base}/swarm", data=form, timeout=10) as response:
                 assert response.status == 200
-            # This run's own streams (the last run's are in the table already).
-            run.wait_for("streams", lambda seen=before: len(run.table("clients")) > seen, timeout_s=30)
+            run.wait_for("streams", lambda n=test: len(folders()) == n and len(rows(folders()[-1], "clients")) > 0)
             with urllib.request.urlopen(f"{base}/stop", data=b"", timeout=30) as response:
                 assert response.status == 200
-            assert sorted(t["pid"] for t in run.meta()["targets"]) == pids
+            meta = json.loads((folders()[-1] / "meta.json").read_text())
+            assert sorted(t["pid"] for t in meta["targets"]) == pids  # the same stack, recorded in each test's folder
             assert all(psutil.pid_exists(pid) for pid in pids)
-        starts = [row for row in run.table("events") if row["kind"] == "test_start"]
-        assert len(starts) == 2
+        for folder in folders():  # one run folder per test
+            assert len([row for row in rows(folder, "events") if row["kind"] == "test_start"]) == 1
         os.kill(run.proc.pid, signal.SIGTERM)
         run.wait(30)
         assert_all_gone(run.tag)
