@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from targets.common import bad_request
+from targets.common import bad_request, json_body
 from targets.upstream.settings import KEYS, BadField
 from targets.upstream.state import STATE
 
@@ -45,10 +45,7 @@ async def put_defaults(request: web.Request) -> web.Response:
     given = request.headers.get("Authorization", "")
     if not hmac.compare_digest(given.encode(), f"Bearer {state.control_token}".encode()):
         raise _forbidden(request, "wrong or missing bearer token")
-    try:
-        values: Any = await request.json()
-    except ValueError:
-        values = None
+    values: Any = await json_body(request)  # 400 for bad or too deeply nested JSON, 408 for a body that never ends
     if not isinstance(values, dict):
         bad_request("the defaults must be a JSON object of settings")
     unknown = sorted(set(values) - set(KEYS))

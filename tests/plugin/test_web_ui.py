@@ -4,6 +4,7 @@ is fixed at launch; a web UI others can reach without a login is warned about.""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -96,7 +97,8 @@ def test_two_tests_in_one_session_each_get_a_folder_a_report_and_working_links(t
         for folder in folders:
             meta = json.loads((folder / "meta.json").read_text())
             assert meta["status"] == "complete", meta["status"]
-            starts = [line for line in (folder / "events.csv").read_text().splitlines() if ",test_start," in line]
+            with (folder / "events.csv").open(newline="") as file:
+                starts = [row for row in csv.DictReader(file) if row["kind"] == "test_start"]
             assert len(starts) == 1  # its own test only
             with urllib.request.urlopen(f"{base}{REPORTS}{folder.name}", timeout=10) as response:
                 assert response.status == 200
