@@ -18,14 +18,17 @@ __all__ = ["AnthropicTokens", "LineTokens", "OpenAIChatTokens", "OpenAIResponses
 class LineTokens:
     """Counts ``content`` matches in the complete lines of an event stream; ``end`` marks its terminator."""
 
-    __slots__ = ("_content", "_end", "_tail", "finished")
+    __slots__ = ("_content", "_end", "_marker", "_tail", "finished")
 
     content: ClassVar[re.Pattern[bytes]]
     end: ClassVar[re.Pattern[bytes]]
+    end_marker: ClassVar[bytes]
+    """A literal every terminator's line contains: the pattern runs only from the line of its last occurrence."""
 
     def __init__(self) -> None:
         self._content = self.content
         self._end = self.end
+        self._marker = self.end_marker
         self._tail = b""
         self.finished = False
 
@@ -39,8 +42,11 @@ class LineTokens:
             return 0
         lines = self._tail + data[:cut] if self._tail else data[:cut]
         self._tail = data[cut + 1 :]
-        if not self.finished and self._end.search(lines) is not None:
-            self.finished = True
+        if not self.finished:
+            at = lines.rfind(self._marker)
+            # The terminator is the last event: look from the line of the marker's last occurrence on.
+            if at >= 0 and self._end.search(lines, lines.rfind(b"\n", 0, at) + 1) is not None:
+                self.finished = True
         return len(self._content.findall(lines))
 
 
@@ -49,7 +55,8 @@ class OpenAIChatTokens(LineTokens):
 
     __slots__ = ()
     content = re.compile(rb'"content"\s*:\s*"(?!")')
-    end = re.compile(rb"(?m)^data:\s*\[DONE\]")
+    end = re.compile(rb"(?m)^data:[ \t]*\[DONE\]")
+    end_marker = b"[DONE]"
 
 
 class OpenAIResponsesTokens(LineTokens):
@@ -59,6 +66,7 @@ class OpenAIResponsesTokens(LineTokens):
     __slots__ = ()
     content = re.compile(rb'"type"\s*:\s*"response\.output_text\.delta"')
     end = re.compile(rb'"type"\s*:\s*"response\.(?:completed|incomplete|failed)"')
+    end_marker = b'"response"'
 
 
 class AnthropicTokens(LineTokens):
@@ -67,3 +75,4 @@ class AnthropicTokens(LineTokens):
     __slots__ = ()
     content = re.compile(rb'"type"\s*:\s*"text_delta"')
     end = re.compile(rb'"type"\s*:\s*"message_stop"')
+    end_marker = b"message_stop"

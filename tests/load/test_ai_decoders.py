@@ -84,3 +84,15 @@ def test_responses_and_anthropic_without_event_lines_and_with_spaces() -> None:
     assert not anthropic.finished
     assert anthropic.feed(b'event: message_stop\ndata: {"type": "message_stop"}\n\n') == 0
     assert anthropic.finished
+
+
+def test_a_terminator_inside_generated_text_is_a_token_not_the_end() -> None:
+    decoder = OpenAIChatTokens()
+    assert decoder.feed(b'data: {"choices":[{"delta":{"content":"data: [DONE]"}}]}\n\n') == 1
+    assert not decoder.finished
+    anthropic = AnthropicTokens()
+    text = (
+        b'data: {"type":"content_block_delta","delta":{"type":"text_delta","text":"\\"type\\":\\"message_stop\\""}}\n\n'
+    )
+    assert anthropic.feed(text) == 1
+    assert not anthropic.finished
