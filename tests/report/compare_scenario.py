@@ -1,4 +1,4 @@
-"""A short scenario for the comparison tests: clients reading whole short streams, about 10 s."""
+"""A short scenario for the comparison tests: clients reading whole short streams, about 7 s."""
 
 from locust import constant
 
@@ -12,7 +12,7 @@ class Reader(StreamingUser):
 
 class Short(PhasedShape):
     phases = (
-        Phase("warm-up", 2, users=4, user_classes=(Reader,)),
-        Phase("load", 6, users=6, spawn_rate=6, user_classes=(Reader,)),
-        Phase("drain", 2),
+        Phase("warm-up", 1.5, users=4, user_classes=(Reader,)),
+        Phase("load", 4, users=6, spawn_rate=6, user_classes=(Reader,)),
+        Phase("drain", 1.5),
     )
