@@ -87,6 +87,7 @@ CLIENT_COLUMNS = (
     "tokens",  # tokens read: content deltas (AI APIs), data events (sse) or chunks (chunked)
     "bytes",  # body bytes read
     "error",  # one line, when outcome is truncated/broken/http_error/connect_error
+    "max_token_gap",  # seconds: the longest gap between two reads that brought tokens ("" below two tokens)
 )
 UPSTREAM_STREAM_COLUMNS = (
     "target",  # the target whose own upstream recorded the stream ("" in runs with one upstream shared by all)

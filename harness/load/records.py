@@ -36,6 +36,8 @@ class ClientRecord:
     tokens: int
     bytes_read: int
     error: str
+    max_token_gap: float | None = None
+    """Seconds: the longest gap between two reads that brought tokens (None below two tokens)."""
 
     def row(self) -> dict[str, Any]:
         """The clients.csv row."""
@@ -55,6 +57,7 @@ class ClientRecord:
             "tokens": self.tokens,
             "bytes": self.bytes_read,
             "error": self.error,
+            "max_token_gap": self.max_token_gap,
         }
 
 

@@ -65,7 +65,6 @@ class Stream:
             return
         if self.tokens == 0:
             self.first_token = now
-            self.stats.ttft(now - self._t0)
         else:
             self._max_gap = max(self._max_gap, now - self._last_token)
         self._last_token = now
@@ -82,6 +81,7 @@ class Stream:
         except gevent.GreenletExit:
             # Locust stopped the user (a phase ended): the client leaves mid-stream; recorded, then re-raised.
             self._close(left=True)
+            self.stats.left(time.perf_counter() - self._t0, self._bytes())
             stream_ended.fire(record=self._record("left", "user_stopped", ""))  # type: ignore[no-untyped-call]
             raise
         self._close(left=outcome == "left")
@@ -111,7 +111,6 @@ class Stream:
             now = time.perf_counter()
             self.first_byte = now
             self.status = head.status
-            self.stats.ttfb(now - self._t0)
             if head.status != 200:
                 error = f"HTTP {head.status} from {self.settings.target.name}"
                 self.stats.ended(now - self._t0, 0, StreamBroken(error))
@@ -149,9 +148,6 @@ class Stream:
             self._conn.close(reset=left and self.behaviour.leave_how == "reset")
 
     def _record(self, outcome: str, leave_when: str, error: str) -> ClientRecord:
-        gaps = self.tokens - 1
-        if gaps > 0 and self.first_token is not None:
-            self.stats.token_gaps((self._last_token - self.first_token) / gaps, self._max_gap)
         return ClientRecord(
             stream_id=self.stream_id,
             target=self.settings.target.name,
@@ -168,6 +164,7 @@ class Stream:
             tokens=self.tokens,
             bytes_read=self._bytes(),
             error=error.replace("\n", " "),
+            max_token_gap=self._max_gap if self.tokens >= 2 else None,
         )
 
     # -- leaving ------------------------------------------------------------------------------------------------

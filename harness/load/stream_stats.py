@@ -1,14 +1,13 @@
-"""What one stream reports to Locust's statistics, per target (``request_type`` ``SSE`` or ``STREAM``).
+"""What one stream reports to Locust's statistics: exactly one request entry (contract 7).
 
-    ``<target> ttfb``          request sent -> response headers
-    ``<target> ttft``          request sent -> first token (SSE data event, or first chunk)
-    ``<target> token gap``     one entry per stream: the mean gap between its tokens, (last - first) / (n - 1)
-    ``<target> token gap max`` one entry per stream: its longest gap between two reads that brought tokens
-    ``<target> stream``        the whole stream, response length = bytes read; a failure if broken or truncated
-    ``<target> left``          a stream the client left on purpose (never a failure)
+    ``<target> stream``  request type ``SSE`` or ``STREAM``; response time = the whole stream's duration, response
+                         length = bytes read; a failure if it broke, was truncated or got an HTTP error; a stream the
+                         client left on purpose (a wave's leave, or Locust stopping the user) is a success
 
-One stats entry per token would cost more than the stream itself at thousands of streams (Locust's stats are a
-dict update per call); the two per-stream gap entries cost O(1) per token and keep stalls visible.
+So Locust's requests/s is streams/s, its failures are failed streams, and its Aggregated row never mixes unlike
+measures. Time to first byte, to first token and the gaps between tokens are per-stream figures of the client
+records (clients.csv): summary.json gives their percentiles per target, and the web UI's "Stream timings" tab
+shows them live (harness.plugin.web_ui).
 """
 
 from __future__ import annotations
@@ -20,43 +19,34 @@ __all__ = ["StreamStats"]
 
 
 class StreamStats:
-    """Fires one stream's entries into Locust's ``events.request``."""
+    """Fires one stream's single entry into Locust's ``events.request``."""
 
-    __slots__ = ("_context", "_fire", "_prefix", "_request_type")
+    __slots__ = ("_context", "_fire", "_fired", "_name", "_request_type")
 
     def __init__(self, fire: Callable[..., Any], *, target: str, stream_id: str, event_stream: bool) -> None:
         self._fire = fire
-        self._prefix = f"{target} "
+        self._name = f"{target} stream"
         self._request_type = "SSE" if event_stream else "STREAM"
         self._context = {"stream_id": stream_id}
+        self._fired = False
 
-    def _entry(self, what: str, seconds: float, length: int = 0, error: BaseException | None = None) -> None:
+    def _entry(self, seconds: float, length: int, error: BaseException | None) -> None:
+        if self._fired:  # one entry per stream, whatever path ends it
+            return
+        self._fired = True
         self._fire(
             request_type=self._request_type,
-            name=self._prefix + what,
+            name=self._name,
             response_time=seconds * 1000.0,
             response_length=length,
             exception=error,
             context=self._context,
         )
 
-    def ttfb(self, seconds: float) -> None:
-        """The response headers arrived ``seconds`` after the request was sent."""
-        self._entry("ttfb", seconds)
-
-    def ttft(self, seconds: float) -> None:
-        """The first token arrived ``seconds`` after the request was sent."""
-        self._entry("ttft", seconds)
-
-    def token_gaps(self, mean_s: float, max_s: float) -> None:
-        """A stream with two tokens or more ended: its mean and longest gap between tokens."""
-        self._entry("token gap", mean_s)
-        self._entry("token gap max", max_s)
-
     def ended(self, seconds: float, bytes_read: int, error: BaseException | None = None) -> None:
         """The stream ended by itself (completed, or failed with ``error``)."""
-        self._entry("stream", seconds, bytes_read, error)
+        self._entry(seconds, bytes_read, error)
 
     def left(self, seconds: float, bytes_read: int) -> None:
-        """The client left the stream on purpose."""
-        self._entry("left", seconds, bytes_read)
+        """The client left the stream on purpose (never a failure)."""
+        self._entry(seconds, bytes_read, None)

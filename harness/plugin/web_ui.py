@@ -44,6 +44,7 @@ _TIMINGS_STRUCTURE = [
     {"key": "ttfb", "title": "TTFB p50 / p95 / p99 (ms)"},
     {"key": "ttft", "title": "TTFT p50 / p95 / p99 (ms)"},
     {"key": "gap", "title": "Mean token gap p50 / p95 / p99 (ms)"},
+    {"key": "max_gap", "title": "Longest token gap p50 / p95 / p99 (ms)"},
 ]
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
@@ -102,7 +103,7 @@ def timing_rows(folder: RunFolder | None) -> list[dict[str, Any]]:
         return []
     import pandas as pd
 
-    from harness.analyse.clients import client_figures
+    from harness.analyse.clients import client_figures, percentiles
 
     try:
         clients = pd.read_csv(folder.file("clients"))
@@ -118,6 +119,7 @@ def timing_rows(folder: RunFolder | None) -> list[dict[str, Any]]:
                 "ttfb": _percentile_text(figures.ttfb),
                 "ttft": _percentile_text(figures.ttft),
                 "gap": _percentile_text(figures.token_gap),
+                "max_gap": _percentile_text(percentiles(group["max_token_gap"])) if "max_token_gap" in group else "",
             }
         )
     return rows

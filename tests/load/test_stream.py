@@ -121,9 +121,9 @@ def test_whole_streams_through_every_target(stack: Stack) -> None:
         (whole,) = stat(result, "stream")
         assert whole["length"] == record["bytes"] > 0
         assert not whole["failed"]
-        assert len(stat(result, "ttfb")) == len(stat(result, "ttft")) == 1
+        assert len(result["stats"]) == 1  # one Locust request entry per stream (contract 7)
         # A relay may merge every chunk into one: a one-token stream has no gap.
-        assert len(stat(result, "token gap")) == (1 if record["tokens"] > 1 else 0)
+        assert (record["max_token_gap"] is None) == (record["tokens"] < 2)
     assert len({result["record"]["stream_id"] for result in results}) == len(cases)
 
 
