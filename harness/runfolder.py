@@ -111,7 +111,8 @@ TABLES = {
     # One row per sampled target per tick (harness/capture/process_sampler.py), summed over its process tree;
     # uss_bytes only on the rows taken at phase boundaries, cpu_percent blank on a target's first tick.
     # traced_bytes/traced_peak_bytes: tracemalloc's current and peak traced memory, read from the target's probe
-    # (capture/sampling.py); blank when the target runs without the probe or the probe did not answer in the tick.
+    # (capture/traced_memory.py); blank when the target runs without the probe or the probe did not answer in the tick.
+    # asyncio_tasks: tasks alive in a probed Python target (capture/probe.py), for the churn check.
     "samples": (
         "t",
         "target",
@@ -125,6 +126,7 @@ TABLES = {
         "children",
         "traced_bytes",
         "traced_peak_bytes",
+        "asyncio_tasks",
     ),
     # One row per counted target per tick (harness/capture/connections.py): its TCP connections to its upstream's
     # port by state; counts blank (not 0) when they could not be read.

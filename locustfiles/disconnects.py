@@ -1,12 +1,16 @@
 """Abrupt disconnects: after a warm-up, waves of clients read a few tokens and leave (by reset, by a plain close,
 and before the headers arrive), leave a silent upstream (its headers sent, its first token far beyond the wave;
-and one silent before its headers), then a drain in which no client is connected.
+and one silent before its headers), churn (clients that connect, read one token and reset, at a steady rate),
+then a drain in which no client is connected.
+
+The churn shows what a server keeps per connection (descriptors, threads, asyncio tasks): it lasts at least 8 s
+whatever the scale, so each of its four rounds has readings enough.
 
 In the leave waves the upstream's streams last until something cancels them (``ENDLESS``: far longer than the
 run), so a server that never cancels keeps them open to the end, at any scale; one that cancels shows none in the
 drain. A server that notices its client left only at the upstream's next token holds its silent-wave streams.
 The phases set the fake upstreams' defaults (``upstream=``), so this holds through servers that forward nothing of
-the request. About 58 s; ``--scenario-scale 0.2`` runs it in about 14 s.
+the request. About 68 s; ``--scenario-scale 0.2`` runs it in about 22 s.
 """
 
 from locust import constant
@@ -56,6 +60,13 @@ class LeaveSilentUpstream(StreamingUser):
     wait_time = constant(0.5)
 
 
+class Churn(StreamingUser):
+    """Connects, reads one token and resets, again and again: many connect-and-leave cycles."""
+
+    behaviour = Behaviour(read="fast", leave="after_tokens", leave_after_tokens=1, leave_how="reset")
+    wait_time = constant(0.1)
+
+
 class Disconnects(PhasedShape):
     phases = (
         Phase("warm-up", 6, users=6, user_classes=(WholeStreamReader,)),
@@ -70,5 +81,6 @@ class Disconnects(PhasedShape):
             user_classes=(LeaveSilentUpstream,),
             upstream=SILENT_BEFORE_HEADERS,
         ),
+        Phase("churn", 10, users=8, user_classes=(Churn,), upstream=ENDLESS, min_s=8.0),
         Phase("drain", 12),
     )

@@ -7,6 +7,9 @@ at 100 tokens/s (``LONG_STREAM``), far faster than they read, whatever the stack
 and whatever the server forwards of the request; the fast readers ask for short ones of their own. A relay that
 keeps pulling after its client left shows its orphan streams in the drain. About 50 s; ``--read-pace`` sets the
 pace of the byte-paced readers (default 1KiB/s), ``--scenario-scale 0.2`` shortens it.
+
+The slow-reader phase lasts at least 15 s whatever the scale: stalled readers must stay longer than a server's
+send timeout could (the stalled-clients check needs 12 s) to tell "drops them" from "holds them forever".
 """
 
 from locust import constant
@@ -55,6 +58,7 @@ class SlowReaders(PhasedShape):
             users=15,
             user_classes=(FastReader, SlowByteReader, SlowTokenReader, StalledReader),
             upstream=LONG_STREAM,
+            min_s=15.0,
         ),
         Phase("drain", 12),
     )

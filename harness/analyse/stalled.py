@@ -4,8 +4,9 @@ A stalled reader (clients.csv ``behaviour`` stalled) reads the headers and then 
 with a send timeout drops it (and cancels its upstream) a few seconds after its buffers fill; one without keeps
 both for as long as the client stays. The evidence is the upstream's own record of the stalled client's stream:
 closed well before the client left (and not because it had sent everything) means the server dropped it; still
-open when the client left means the server held it for the client's whole stay. Only clients that stayed at least
-``min_window_s`` count, so "held" means "held longer than that".
+open when the client left means the server held it for the client's whole stay; sent to its end, the stream fitted
+in the buffers and shows nothing either way (it is left out). Only clients that stayed at least ``min_window_s``
+count, so "held" means "held longer than that".
 
 Streams cut short by the server (outcome ``broken``, or ``truncated``: ended without the API's terminator) are
 counted for every behaviour, so they are shown rather than lost among the clients that left.
@@ -33,7 +34,7 @@ class StalledFigures:
     window_s: float | None
     """Longest stay of a stalled client (first byte to leaving)."""
     hold_s: float | None
-    """Median time the server kept a judged stalled client's stream open (upstream record), from its first byte."""
+    """Median time the server kept a judged stalled client's stream open (upstream record), from the request."""
     held_to_leave: int
     """Judged streams the server kept open until the client itself left."""
     dropped: int
@@ -64,7 +65,9 @@ def stalled_figures(clients: pd.DataFrame, matched: pd.DataFrame, min_window_s: 
         rows.get("end_reason", pd.Series(dtype=str)),
         strict=True,
     ):
-        closed_early = not np.isnan(up_end) and up_end < client_end - _SLACK_S and str(reason) != "completed"
+        closed_early = not np.isnan(up_end) and up_end < client_end - _SLACK_S
+        if closed_early and str(reason) == "completed":
+            continue  # the whole stream fitted in the buffers: no evidence of a send timeout or of its absence
         if closed_early:
             dropped += 1
             holds.append(float(up_end - client_start))

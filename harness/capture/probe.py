@@ -9,7 +9,8 @@ program's event loop is busy), bound to 127.0.0.1 on a free port and guarded by 
 ``STREAM_HARNESS_PROBE_TOKEN`` (requests without it get 403). Its port is written to the file named by
 ``STREAM_HARNESS_PROBE_PORT_FILE`` and printed on stderr. Routes (all need ``Authorization: Bearer TOKEN``):
 
-    GET  /traced      {"current_bytes", "peak_bytes", ...}: tracemalloc.get_traced_memory(), cheap
+    GET  /traced      {"current_bytes", "peak_bytes", "asyncio_tasks", ...}: tracemalloc.get_traced_memory() and
+                      the asyncio tasks alive in the process (any loop), both cheap
     POST /snapshot    {"snapshot_path", "census_path"}: dump a tracemalloc snapshot, then take a census of live
                       objects (by type, what containers hold, and who holds the biggest containers) as JSON
     POST /reset-peak  tracemalloc.reset_peak()
@@ -42,12 +43,39 @@ from harness.capture.census import take_census
 from harness.capture.program import check_module, parse_program, run_program
 from harness.errors import UsageError
 
-__all__ = ["PORT_FILE_ENV", "TOKEN_ENV", "add_probe_arguments", "main", "run", "run_probe"]
+__all__ = ["PORT_FILE_ENV", "TOKEN_ENV", "add_probe_arguments", "asyncio_tasks", "main", "run", "run_probe"]
 
 TOKEN_ENV = "STREAM_HARNESS_PROBE_TOKEN"
 PORT_FILE_ENV = "STREAM_HARNESS_PROBE_PORT_FILE"
 
+
 # -- control endpoint ---------------------------------------------------------------------------------------------
+def asyncio_tasks() -> int | None:
+    """Tasks not yet done in the process, of every event loop, read from another thread without touching the loops.
+
+    asyncio keeps every task it creates in a WeakSet (``asyncio.tasks._all_tasks``; 3.12 adds ``_eager_tasks``)
+    until nothing refers to it: a task kept per disconnected client stays in it, pending. Copying a WeakSet while
+    the loop's thread adds to it can fail (the set changed size): the copy is retried. None when the program never
+    imported asyncio.
+    """
+    tasks = sys.modules.get("asyncio.tasks")
+    if tasks is None:
+        return None
+    groups = [getattr(tasks, name, None) for name in ("_all_tasks", "_scheduled_tasks", "_eager_tasks")]
+    count = 0
+    for group in groups:
+        if group is None:
+            continue
+        for _ in range(5):
+            try:
+                members = list(group)
+                break
+            except RuntimeError:
+                continue
+        else:
+            return None
+        count += sum(1 for task in members if not task.done())
+    return count
 
 
 def _snapshot(snapshot_path: Path, census_path: Path | None) -> dict[str, Any]:
@@ -113,6 +141,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 {
                     "current_bytes": current,
                     "peak_bytes": peak,
+                    "asyncio_tasks": asyncio_tasks(),
                     "nframe": tracemalloc.get_traceback_limit(),
                     "tracing": tracemalloc.is_tracing(),
                     "pid": os.getpid(),

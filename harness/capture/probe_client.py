@@ -22,7 +22,7 @@ from harness.capture.probe import PORT_FILE_ENV, TOKEN_ENV
 from harness.errors import TargetError
 from harness.launch.process import ChildProcess
 
-__all__ = ["ProbeClient", "ProbeLaunch", "SnapshotTaken", "TracedMemory"]
+__all__ = ["ProbeClient", "ProbeLaunch", "ProbeReading", "SnapshotTaken", "TracedMemory"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +59,15 @@ class TracedMemory(NamedTuple):
 
     current_bytes: int
     peak_bytes: int
+
+
+class ProbeReading(NamedTuple):
+    """One tick's reading of a probed target: its traced memory and its asyncio tasks."""
+
+    current_bytes: int
+    peak_bytes: int
+    asyncio_tasks: int | None
+    """asyncio tasks alive in the target (None: it runs no asyncio)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,8 +159,16 @@ class ProbeClient:
 
     def traced(self) -> TracedMemory:
         """Current and peak traced memory: cheap, fine at every sampling tick."""
+        reading = self.reading()
+        return TracedMemory(reading.current_bytes, reading.peak_bytes)
+
+    def reading(self) -> ProbeReading:
+        """Traced memory and asyncio tasks in one cheap request, for every sampling tick."""
         payload = self._call("GET", "/traced", None, self.timeout_s)
-        return TracedMemory(int(payload["current_bytes"]), int(payload["peak_bytes"]))
+        tasks = payload.get("asyncio_tasks")
+        return ProbeReading(
+            int(payload["current_bytes"]), int(payload["peak_bytes"]), None if tasks is None else int(tasks)
+        )
 
     def reset_peak(self) -> None:
         """Restart the peak from the current traced memory (e.g. at a phase boundary)."""

@@ -1,4 +1,5 @@
-"""The probes' traced memory at each tick, into samples.csv's ``traced_bytes`` and ``traced_peak_bytes``.
+"""The probes' readings at each tick, into samples.csv's ``traced_bytes``, ``traced_peak_bytes`` and
+``asyncio_tasks``.
 
 Asked alongside the stats (in worker threads, one pending request per probe) and bounded by the same deadline; a
 probe that does not answer leaves them blank, with one ``sampler_warning`` event when it stops answering and one
@@ -12,13 +13,13 @@ from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
-from harness.capture.probe_client import ProbeClient, TracedMemory
+from harness.capture.probe_client import ProbeClient, ProbeReading
 from harness.errors import TargetError
 from harness.runfolder import RunFolder
 
 __all__ = ["TracedPoller"]
 
-Sent = dict[str, Future[TracedMemory] | None]
+Sent = dict[str, Future[ProbeReading] | None]
 """The requests of one tick by target; None where the previous request is still unanswered."""
 
 
@@ -33,7 +34,7 @@ class TracedPoller:
         }
         self._folder = folder
         self._pool = ThreadPoolExecutor(max_workers=max(1, len(self._clients)), thread_name_prefix="probe-traced")
-        self._pending: dict[str, Future[TracedMemory]] = {}
+        self._pending: dict[str, Future[ProbeReading]] = {}
         self._failing: set[str] = set()
 
     def begin(self, skip: frozenset[str]) -> Sent:
@@ -46,13 +47,13 @@ class TracedPoller:
             if pending is not None and not pending.done():
                 sent[name] = None
                 continue
-            self._pending[name] = sent[name] = self._pool.submit(client.traced)
+            self._pending[name] = sent[name] = self._pool.submit(client.reading)
         return sent
 
     @staticmethod
-    def collect(sent: Sent, deadline: float) -> tuple[dict[str, TracedMemory], dict[str, str]]:
+    def collect(sent: Sent, deadline: float) -> tuple[dict[str, ProbeReading], dict[str, str]]:
         """(readings, failures) for the requests ``begin`` sent, waiting at most until ``deadline``."""
-        readings: dict[str, TracedMemory] = {}
+        readings: dict[str, ProbeReading] = {}
         failures: dict[str, str] = {}
         for name, future in sent.items():
             if future is None:
@@ -78,6 +79,7 @@ class TracedPoller:
                 samples.append(row)
             row["traced_bytes"] = memory.current_bytes
             row["traced_peak_bytes"] = memory.peak_bytes
+            row["asyncio_tasks"] = memory.asyncio_tasks
             if name in self._failing:
                 self._failing.discard(name)
                 self._folder.event("sampler_warning", "probe", f"tracemalloc probe of {name} answers again", t=t)

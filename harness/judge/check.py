@@ -12,13 +12,36 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeGuard
 
-__all__ = ["RUN", "STATES", "Check", "Figure", "State"]
+from harness.units import format_bytes
+
+__all__ = ["RUN", "STATES", "Check", "Figure", "State", "format_figure"]
 
 State = Literal["pass", "warn", "fail", "not judged"]
 STATES: tuple[State, ...] = ("pass", "warn", "fail", "not judged")
 RUN = "run"
 """The ``target`` of the checks on the run itself (complete, drained)."""
 Figure = float | int | str | None
+
+
+def format_figure(value: float | None, unit: str) -> str:
+    """A figure in its unit, as a phrase writes it: '16.0 MiB', '1.0 MiB per 1,000 requests', '120 ms', '5.0%'."""
+    if value is None:
+        return "none"
+    if unit == "bytes":
+        return format_bytes(value)
+    if unit == "bytes_per_1000_requests":
+        return f"{format_bytes(value)} per 1,000 requests"
+    if unit == "per_1000_connections":
+        return f"{value:.1f} per 1,000 connections"
+    if unit == "ms":
+        return f"{value / 1000:.1f} s" if abs(value) >= 1000 else f"{value:.0f} ms"
+    if unit == "s":
+        return f"{value:.1f} s"
+    if unit == "share":
+        return f"{value:.1%}"
+    if unit == "ratio":
+        return f"{value:.2g}x the tolerance"
+    return f"{value:g}"
 
 
 def _is_state(value: object) -> TypeGuard[State]:
@@ -51,6 +74,15 @@ class Check:
         return f"{self.target} {self.check}"
 
     @property
+    def phrase(self) -> str:
+        """The deciding figure against its limit, short: 'p99 3.9 s, limit 2.0 s'; 'not judged' without a figure."""
+        if self.figure is None:
+            return "not judged" if self.state == "not judged" else f"limit {format_figure(self.limit, self.unit)}"
+        if self.unit == "state":
+            return "yes" if self.figure >= (self.limit or 1.0) else "no"
+        return f"{format_figure(self.figure, self.unit)}, limit {format_figure(self.limit, self.unit)}"
+
+    @property
     def blocks_judgement(self) -> bool:
         return self.state == "not judged" and self.required
 
@@ -62,6 +94,7 @@ class Check:
             "figure": self.figure,
             "limit": self.limit,
             "unit": self.unit,
+            "phrase": self.phrase,
             "sentence": self.sentence,
             "supporting": dict(self.supporting),
             "required": self.required,

@@ -2,7 +2,8 @@
 
 A locustfile subclasses :class:`PhasedShape` and sets ``phases``; the shape runs them in order and then ends the
 test by itself (``--headless`` needs no ``--run-time``). ``--scenario-scale`` multiplies every duration (0.2 runs
-a 50 s scenario in about 10 s). Listeners of :data:`phase_started` (the plugin) learn of each boundary.
+a 50 s scenario in about 10 s), except where a phase sets ``min_s``. Listeners of :data:`phase_started` (the
+plugin) learn of each boundary.
 
 Locust asks a shape for its numbers about once a second, so a boundary falls up to a second late; a phase lasts at
 least 1 s whatever the scale. Locust keeps running users when only their classes change (its dispatcher compares
@@ -49,6 +50,9 @@ class Phase:
     """Empty = keep the classes of the phase before (or all the locustfile's, at the start)."""
     upstream: UpstreamBehaviour | None = None
     """The fake upstream's defaults during the phase; None = the stack flags' values."""
+    min_s: float = 0.0
+    """The phase lasts at least this long whatever ``--scenario-scale``: a window a check needs (a churn's rounds,
+    stalled clients staying long enough to tell a send timeout from holding them forever)."""
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -59,6 +63,8 @@ class Phase:
             raise UsageError(f"phase {self.name!r}: users must be >= 0, but got {self.users!r}")
         if not self.spawn_rate > 0:
             raise UsageError(f"phase {self.name!r}: spawn_rate must be > 0, but got {self.spawn_rate!r}")
+        if not self.min_s >= 0:
+            raise UsageError(f"phase {self.name!r}: min_s must be >= 0, but got {self.min_s!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +82,7 @@ def schedule(phases: Sequence[Phase], scale: float) -> list[ScheduledPhase]:
     planned: list[ScheduledPhase] = []
     at = 0.0
     for index, phase in enumerate(phases):
-        length = max(MIN_PHASE_S, phase.duration_s * scale)
+        length = max(MIN_PHASE_S, phase.min_s, phase.duration_s * scale)
         planned.append(ScheduledPhase(phase, index, at, at + length))
         at += length
     return planned

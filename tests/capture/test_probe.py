@@ -226,3 +226,24 @@ def test_started_by_hand_without_a_token_it_makes_one_up_and_prints_it(tmp_path:
         while process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         stop(process)
+
+
+def test_asyncio_tasks_counts_the_tasks_alive_in_the_process() -> None:
+    import asyncio
+
+    from harness.capture.probe import asyncio_tasks
+
+    async def main() -> tuple[int, int, int]:
+        before = asyncio_tasks() or 0
+        kept = [asyncio.create_task(asyncio.sleep(60)) for _ in range(25)]  # one per "disconnected client"
+        await asyncio.sleep(0)
+        during = asyncio_tasks() or 0
+        for task in kept:
+            task.cancel()
+        await asyncio.gather(*kept, return_exceptions=True)
+        del kept, task
+        return before, during, asyncio_tasks() or 0
+
+    before, during, after = asyncio.run(main())
+    assert during - before == 25
+    assert after == before

@@ -45,8 +45,8 @@ def test_samples_a_process_with_its_children(sleeper: subprocess.Popen[bytes]) -
     assert second.cpu_percent > 0
     assert second.uss_bytes is not None
     assert 0 < second.uss_bytes <= (second.rss_bytes or 0)
-    # the traced_* columns come from the tracemalloc probe, not from psutil
-    assert set(second.row(1.0)) == set(SAMPLE_COLUMNS) - {"traced_bytes", "traced_peak_bytes"}
+    # the traced_* and asyncio_tasks columns come from the probe, not from psutil
+    assert set(second.row(1.0)) == set(SAMPLE_COLUMNS) - {"traced_bytes", "traced_peak_bytes", "asyncio_tasks"}
     assert sampler.take_died() == []
     assert sampler.take_warnings() == []
 
