@@ -170,7 +170,7 @@ def _after_leave(
     after = float(cancel.get("tokens_after_leave") or 0.0)
     text = f"{share:.1%} of tokens produced after their clients left"
     rest = (
-        f"{after:.0f} of {produced:,} tokens; {int(cancel.get('undelivered_tokens') or 0):,} never read; "
+        f"{after:,.0f} of {produced:,} tokens; {int(cancel.get('undelivered_tokens') or 0):,} never read; "
         f"{_basis(upstream)}"
     )
     support = {"tokens_after_leave": after, "tokens_produced": produced}

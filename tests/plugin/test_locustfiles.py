@@ -69,6 +69,7 @@ def test_disconnects(tmp_path: Path) -> None:
         "before-headers wave",
         "silent-upstream wave",
         "silent-before-headers wave",
+        "churn",
         "drain",
     ]
     # Each phase set the upstreams' defaults: endless streams in the leave waves, silent ones in the silent waves,
@@ -76,7 +77,7 @@ def test_disconnects(tmp_path: Path) -> None:
     behaviours = {row["name"]: row["detail"] for row in run.table("events") if row["kind"] == "upstream_behaviour"}
     assert set(behaviours) == {"test_start", *phases}
     assert "upstream_warning" not in {row["kind"] for row in run.table("events")}
-    for name in ("reset wave", "close wave", "before-headers wave"):
+    for name in ("reset wave", "close wave", "before-headers wave", "churn"):
         assert behaviours[name].startswith("tokens=1000000 "), behaviours[name]
     assert "first_token_delay=600" in behaviours["silent-upstream wave"]
     assert "header_delay=600" in behaviours["silent-before-headers wave"]
