@@ -73,13 +73,17 @@ MSS_RANGE = (88, 32767)
 """Linux's TCP_MAXSEG bounds (TCP_MIN_MSS, MAX_TCP_WINDOW); 0 keeps loopback's own."""
 
 
+def _shown(value: float) -> str:
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:g}"
+
+
 def _within(parse: Any, low: float, high: float, *, zero: bool = False, unit: str = "") -> Any:
     """``parse``, then refuse values outside ``low``..``high`` (or 0, with ``zero``), naming the range."""
 
     def check(text: str, *, what: str) -> Any:
         value = parse(text, what=what)
         if not (low <= value <= high or (zero and value == 0)):
-            allowed = f"0 or from {low:g} to {high:g}" if zero else f"from {low:g} to {high:g}"
+            allowed = f"0 or from {_shown(low)} to {_shown(high)}" if zero else f"from {_shown(low)} to {_shown(high)}"
             raise UsageError(f"{what} must be {allowed}{unit}, but got {text!r}")
         return value
 

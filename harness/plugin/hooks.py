@@ -101,9 +101,13 @@ def _on_stream_ended(record: ClientRecord, **_: Any) -> None:
         _current.records.add(record)
 
 
-def _on_phase(name: str, at: float, upstream: Any = None, **_: Any) -> None:
+def _on_phase(
+    name: str, at: float, upstream: Any = None, index: int | None = None, duration_s: float | None = None, **_: Any
+) -> None:
     if _current is not None:
         _current.on_phase(name, at, upstream)
+        if _current.terminal is not None:
+            _current.terminal.phase(name, index, duration_s)
 
 
 def _on_shape_finished(at: float, **_: Any) -> None:

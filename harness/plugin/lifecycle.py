@@ -32,6 +32,7 @@ from harness.plugin.records import RecordQueue
 from harness.plugin.samplers import start_samplers
 from harness.plugin.signals import Interrupts
 from harness.plugin.targets import RunTargets, start_targets
+from harness.plugin.terminal import Terminal
 from harness.plugin.upstream_defaults import set_upstream_defaults
 from harness.plugin.web_ui import check_exposure, install_web_ui
 from harness.runfolder import RunFolder
@@ -71,6 +72,8 @@ class HarnessPlugin:
         self._tests = 0
         self._greenlets: list[gevent.Greenlet] = []
         self.supervisor: Supervisor | None = None
+        self.terminal: Terminal | None = None
+        self._summary_greenlet: gevent.Greenlet | None = None
         self.starting = False
         self.interrupts = Interrupts(self._on_signal, self._needs_interrupt)
         self.records = RecordQueue(runner, is_worker=self.is_worker, folder=self._open_folder)
@@ -102,6 +105,7 @@ class HarnessPlugin:
         if not relays and not plain and not user.any:
             relays = BUNDLED_RELAYS  # nothing named: the demo's bundled relays
         self.run_targets = RunTargets(plain=plain, user=user)
+        self.terminal = Terminal(self.environment, self._open_folder)
         self.folder = RunFolder.create(Path(options.run_dir).resolve(), scenario, {"flags": recorded_flags(options)})
         atexit.register(self.stop)
         if relays or user.launches:
@@ -148,12 +152,17 @@ class HarnessPlugin:
         self._set_upstream("test_start", None)
         self._test_running = True
         self.sampler = start_samplers(self.folder, self.run_targets, self.options)
+        if self.terminal is not None and self.terminal.periodic:
+            self._summary_greenlet = gevent.spawn(self.terminal.loop)
 
     def on_test_stop(self) -> None:
         self.records.flush()
         if self.is_worker or self.folder is None or not self._test_running:
             return
         self._test_running = False
+        if self._summary_greenlet is not None:
+            self._summary_greenlet.kill(block=False)
+            self._summary_greenlet = None
         self._end_phase()
         self._stop_sampler()
         self.folder.event("test_stop")
@@ -224,7 +233,7 @@ class HarnessPlugin:
         if self.stopped:
             return
         self.stopped = True
-        for greenlet in self._greenlets:
+        for greenlet in [*self._greenlets, *([self._summary_greenlet] if self._summary_greenlet else [])]:
             greenlet.kill(block=False)
         try:
             self.records.flush()
@@ -255,6 +264,8 @@ class HarnessPlugin:
             return
         self.reports[self.folder.path.name] = self.report_path
         log.info("report: %s", self.report_path)
+        if self.terminal is not None and not getattr(self.options, "gate", False):
+            self.terminal.verdicts(self.folder)  # (with --gate, the gate prints the same lines)
 
     # targets dying -------------------------------------------------------------------------------------------
     def _watch(self) -> None:

@@ -1,5 +1,6 @@
 """Locust's statistics count streams (contract 7), through a real headless Locust run: its request count equals the
-number of client records, one request name per target, failures only for failed streams."""
+number of client records, one request name per target, failures only for failed streams. The same run shows the
+terminal's lines under --only-summary: phases and the verdict table, no periodic per-target lines."""
 
 from __future__ import annotations
 
@@ -17,7 +18,15 @@ from tests.support import DISCONNECTS, assert_all_gone, locust
 def test_locusts_request_count_is_the_number_of_streams(tmp_path: Path) -> None:
     stats_file = tmp_path / "stats.json"  # Locust adds ".json" to --json-file
     with locust(
-        tmp_path, "-f", DISCONNECTS, "--headless", "--scenario-scale", "0.1", "--json-file", str(tmp_path / "stats")
+        tmp_path,
+        "-f",
+        DISCONNECTS,
+        "--headless",
+        "--scenario-scale",
+        "0.1",
+        "--json-file",
+        str(tmp_path / "stats"),
+        "--only-summary",
     ) as run:
         assert run.wait(90) == 0, run.output()[-3000:]
         with (run.folder() / "clients.csv").open(newline="") as file:
@@ -31,4 +40,11 @@ def test_locusts_request_count_is_the_number_of_streams(tmp_path: Path) -> None:
         }
         failed = sum(row["outcome"] not in ("completed", "left") for row in clients)
         assert sum(entry["num_failures"] for entry in entries) == failed
+        output = run.output()
+        assert "[harness] phase 'warm-up' (1/7) starts for" in output
+        assert "s left in the scenario" in output
+        assert "[harness] eager: RSS" not in output  # --only-summary: no periodic lines
+        verdicts = [line for line in output.splitlines() if line.startswith("[harness] ")]
+        assert any(line.startswith("[harness] FAIL       eager ") for line in verdicts)
+        assert any(line.startswith("[harness] verdict: ") for line in verdicts)
         assert_all_gone(run.tag)

@@ -4,6 +4,8 @@ tests/test_units.py, in-process; importing the plugin here would monkey-patch th
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -46,3 +48,21 @@ def test_bad_flag_is_one_line_and_exit_2_before_anything_starts(tmp_path: Path, 
         assert "Traceback" not in run.output()
         assert not run.run_dir.exists()  # no run folder, no process launched
         assert_all_gone(run.tag)
+
+
+def test_help_with_the_plugins_flags_and_a_flag_check_that_starts_nothing(tmp_path: Path) -> None:
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "harness.plugin", *args], cwd=tmp_path, capture_output=True, text=True, timeout=60
+        )
+
+    shown = run("--help")
+    assert shown.returncode == 0
+    for flag in ("--upstream-tokens", "--scenario-scale", "--launch", "--gate", "--headless"):
+        assert flag in shown.stdout
+    bad = run("--upstream-tokens", "2000000")
+    assert bad.returncode == 2
+    assert (
+        bad.stderr.strip().splitlines()[-1].endswith("--upstream-tokens must be from 0 to 1,000,000, but got '2000000'")
+    )
+    assert run("--upstream-tokens", "20").returncode == 0
