@@ -32,7 +32,12 @@ from pathlib import Path
 from typing import Any
 
 KINDS = ("streaming_user", "http_user", "raw_socket")
-LABELS = {"streaming_user": "StreamingUser", "http_user": "HttpUser(stream=True)", "raw_socket": "bare gevent socket"}
+LABELS = {
+    "streaming_user": "StreamingUser",
+    "http_user": "HttpUser(stream=True)",
+    "raw_socket": "bare gevent socket",
+    "baseline": "StreamingUser, baseline",
+}
 MODES = {"slow": "1", "fast": "0", "1000/s": "1000"}
 """Mode -> the upstream's ``rate`` (tokens per second per stream; 0 = as fast as the reader takes them)."""
 
@@ -85,7 +90,7 @@ def child(kind: str, url: str, streams: int, rate: str, window_s: float, ramp_ti
                 while sock.recv(65536):
                     pass
 
-    user = {"streaming_user": Streaming, "http_user": Http, "raw_socket": Raw}[kind]
+    user = {"streaming_user": Streaming, "baseline": Streaming, "http_user": Http, "raw_socket": Raw}[kind]
     environment = Environment(user_classes=[user], host=url)
     runner = environment.create_local_runner()
     process = psutil.Process()
@@ -130,10 +135,13 @@ def _wait_closed(url: str, timeout_s: float = 60.0) -> None:
         time.sleep(0.5)
 
 
-def measure(kind: str, mode: str, streams: int, url: str, window_s: float) -> dict[str, Any]:
+def measure(kind: str, mode: str, streams: int, url: str, args: argparse.Namespace) -> dict[str, Any]:
     argv = [sys.executable, __file__, "--child", kind, "--url", url, "--streams", str(streams)]
-    argv += ["--window", str(window_s), "--rate", MODES[mode]]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=window_s + 300, check=False)
+    argv += ["--window", str(args.window), "--rate", MODES[mode]]
+    env = dict(os.environ)
+    if kind == "baseline":  # the harness of another checkout, imported ahead of this one
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(args.baseline), env.get("PYTHONPATH")]))
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=args.window + 300, check=False, env=env)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         raise SystemExit(f"{kind} {mode} run failed (exit {done.returncode}): {done.stderr[-2000:]}")
@@ -155,6 +163,10 @@ def _line(round_index: int, result: dict[str, Any]) -> str:
     )
 
 
+def _kinds(results: dict[tuple[str, str], list[dict[str, Any]]]) -> list[str]:
+    return list(dict.fromkeys(kind for _, kind in results))
+
+
 def _spread(values: list[float], fmt: str) -> str:
     """Median, and the range when there is more than one round."""
     median = format(statistics.median(values), fmt)
@@ -169,43 +181,35 @@ def summary(results: dict[tuple[str, str], list[dict[str, Any]]], args: argparse
     def median(mode: str, kind: str, key: str) -> float:
         return statistics.median(r[key] for r in results[mode, kind])
 
+    kinds = _kinds(results)
     lines: list[str] = []
     if results["slow", KINDS[0]]:
-        lines += _slow_summary(results, args, median)
+        key = "core_percent_per_1000"
+        lines.append(f"\nslow: {args.streams} streams, 1 token/s each; % of one core per 1,000 streams, RSS per stream")
+        for kind in kinds:
+            cpu = _spread([r[key] for r in results["slow", kind]], ".2f")
+            kib = _spread([r["kib_per_stream"] for r in results["slow", kind]], ".1f")
+            lines.append(f"  {LABELS[kind]:<24} {cpu:>20} %   {kib:>20} KiB/stream")
+        ours, theirs, floor = (median("slow", kind, key) for kind in KINDS)
+        lines.append(f"  ratio HttpUser / StreamingUser: {theirs / ours:.2f}x (goal >= 1.0)")
+        lines.append(f"  StreamingUser / bare socket: {ours / floor:.2f}x (stretch goal <= 1.2)")
+        if "baseline" in kinds:
+            lines.append(f"  baseline / StreamingUser: {median('slow', 'baseline', key) / ours:.2f}x")
+        linear = f"StreamingUser at 10,000 streams, linear from {args.streams}"
+        lines.append(f"  {linear}: {ours * 10:.1f}% of one core (goal < 20%)")
     for mode, streams in (("fast", args.fast_streams), ("1000/s", args.paced_streams)):
         if not results[mode, KINDS[0]]:
             continue
         what = "as fast as read" if mode == "fast" else "1,000 tokens/s each"
         lines.append(f"\n{mode}: {streams} streams, {what}; tokens ingested per CPU-second (% of one core)")
-        for kind in KINDS:
-            runs = results[mode, kind]
-            rate = _spread([r["tokens_per_cpu_s"] for r in runs], ",.0f")
-            core = _spread([r["core_percent"] for r in runs], ".1f")
-            lines.append(f"  {LABELS[kind]:<22} {rate:>30} tokens/CPU-s   {core:>18} %")
-        ratio = median(mode, "streaming_user", "tokens_per_cpu_s") / median(mode, "http_user", "tokens_per_cpu_s")
-        lines.append(f"  ratio StreamingUser / HttpUser: {ratio:.2f}x (goal >= 1.0)")
-    return lines
-
-
-def _slow_summary(
-    results: dict[tuple[str, str], list[dict[str, Any]]], args: argparse.Namespace, median: Any
-) -> list[str]:
-    lines = [f"\nslow: {args.streams} streams, 1 token/s each; % of one core per 1,000 streams, RSS per open stream"]
-    for kind in KINDS:
-        runs = results["slow", kind]
-        cpu = _spread([r["core_percent_per_1000"] for r in runs], ".2f")
-        kib = _spread([r["kib_per_stream"] for r in runs], ".1f")
-        lines.append(f"  {LABELS[kind]:<22} {cpu:>22} %   {kib:>20} KiB/stream")
-    ours, theirs = (
-        median("slow", "streaming_user", "core_percent_per_1000"),
-        median("slow", "http_user", "core_percent_per_1000"),
-    )
-    floor = median("slow", "raw_socket", "core_percent_per_1000")
-    lines.append(f"  ratio HttpUser / StreamingUser: {theirs / ours:.2f}x (goal >= 1.0)")
-    lines.append(f"  StreamingUser / bare socket: {ours / floor:.2f}x (stretch goal <= 1.2)")
-    lines.append(
-        f"  StreamingUser at 10,000 streams, linear from {args.streams}: {ours * 10:.1f}% of one core (goal < 20%)"
-    )
+        for kind in kinds:
+            rate = _spread([r["tokens_per_cpu_s"] for r in results[mode, kind]], ",.0f")
+            core = _spread([r["core_percent"] for r in results[mode, kind]], ".1f")
+            lines.append(f"  {LABELS[kind]:<24} {rate:>28} tokens/CPU-s   {core:>18} %")
+        ours = median(mode, "streaming_user", "tokens_per_cpu_s")
+        lines.append(f"  ratio StreamingUser / HttpUser: {ours / median(mode, 'http_user', 'tokens_per_cpu_s'):.2f}x")
+        if "baseline" in kinds:
+            lines.append(f"  StreamingUser / baseline: {ours / median(mode, 'baseline', 'tokens_per_cpu_s'):.2f}x")
     return lines
 
 
@@ -217,7 +221,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=float, default=20.0, help="seconds of CPU measurement per run")
     parser.add_argument("--rounds", type=int, default=2, help="runs of each kind and mode, alternating")
     parser.add_argument("--modes", default="slow,fast,1000/s", help="comma-separated: slow, fast, 1000/s")
-    parser.add_argument("--child", choices=KINDS, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--baseline", type=Path, help="a checkout of the repository whose StreamingUser runs too, side by side"
+    )
+    parser.add_argument("--child", choices=(*KINDS, "baseline"), help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--rate", default="1", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -235,14 +242,17 @@ def main(argv: list[str] | None = None) -> int:
     options = StackOptions(relays=(), upstream_argv=upstream_argv + ("--write-high-water", "0"), ready_timeout_s=20)
     children = start_bundled_stack(options, Path(tempfile.mkdtemp(prefix="user-cost-")))
     streams = {"slow": args.streams, "fast": args.fast_streams, "1000/s": args.paced_streams}
-    results: dict[tuple[str, str], list[dict[str, Any]]] = {(m, k): [] for m in MODES for k in KINDS}
+    kinds = KINDS + (("baseline",) if args.baseline else ())
+    if args.baseline and not (args.baseline / "harness" / "load" / "streaming_user.py").is_file():
+        parser.error(f"--baseline takes a checkout of this repository, but {str(args.baseline)!r} has no harness/load")
+    results: dict[tuple[str, str], list[dict[str, Any]]] = {(m, k): [] for m in MODES for k in kinds}
     try:
         url = str(children[0].url)
         for round_index in range(args.rounds):
             for mode in modes:
-                for kind in KINDS:
+                for kind in kinds:
                     _wait_closed(url)  # the previous run's streams are gone before this one starts
-                    result = measure(kind, mode, streams[mode], url, args.window)
+                    result = measure(kind, mode, streams[mode], url, args)
                     results[mode, kind].append(result)
                     print(_line(round_index, result), flush=True)
     finally:

@@ -149,10 +149,12 @@ class StreamConnection:
         whether a chunk ends with each."""
         self._sock_timeout: float | None = connect_timeout_s
         self._readable: ReadableWait | None = None
+        self._fd = -1
         if type(self.sock).__module__.startswith("gevent."):  # under Locust: wait on the hub directly
             from harness.load.cooperative import ReadableWait
 
-            self._readable = ReadableWait(self.sock.fileno())
+            self._fd = self.sock.fileno()
+            self._readable = ReadableWait(self._fd)
 
     def send_request(self, method: str, target: str, headers: Mapping[str, str], body: bytes = b"") -> None:
         """Send the request line, headers and body."""
@@ -168,7 +170,7 @@ class StreamConnection:
     def _recv(self, max_bytes: int, timeout_s: float | None) -> bytes:
         readable = self._readable
         if readable is not None:
-            fd = self.sock.fileno()
+            fd = self._fd
             while True:
                 readable.wait(timeout_s)  # TimeoutError
                 try:

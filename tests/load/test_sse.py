@@ -102,3 +102,13 @@ def test_utf8_character_split_across_reads_and_leading_bom() -> None:
 
 def test_invalid_utf8_is_replaced_not_raised() -> None:
     assert feed_all([b"data: \xff\n\n"]) == [SseEvent("\ufffd")]
+
+
+def test_whole_reads_of_one_line_events_decode_as_line_by_line() -> None:
+    # Many one-line events in one read take the whole-read path; the same bytes a byte at a time do not.
+    stream = b"".join(b"data: %d\n\n" % index for index in range(20)) + b"id: 9\ndata: x\n\n" + b"data: y\n\n" * 10
+    whole = feed_all([stream])
+    assert whole == feed_all([bytes([byte]) for byte in stream])
+    assert [event.data for event in whole[:3]] == ["0", "1", "2"]
+    assert whole[-1] == SseEvent("y", last_event_id="9")
+    assert feed_all([b"data: a\n", b"\n" + b"data: b\n\n" * 10]) == [SseEvent("a")] + [SseEvent("b")] * 10
