@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import plotly.graph_objects as go  # type: ignore[import-untyped]
 
 from harness.analyse.run_data import RunData
-from harness.report.chart_base import MIB, Chart, ChartContext, figure_json, finish, fit_axes, line
+from harness.report.chart_base import MIB, Chart, ChartContext, figure_json, fit_axes, line, time_chart
 from harness.report.client_charts import percentile_chart, timing_chart
 from harness.report.palette import target_colors
 from harness.report.process_charts import process_chart
@@ -82,7 +82,6 @@ def comparison_memory_chart(runs: Sequence[tuple[str, RunData]]) -> Chart:
                 )
     if not fig.data:
         return Chart("memory", title, look, None, "No run has process samples.")
-    fig.update_layout(
-        xaxis={"title": {"text": "seconds since each run's start"}}, yaxis={"title": {"text": "RSS (MiB)"}}
-    )
-    return Chart("memory", title, look, fit_axes(finish(fig)))
+    time_chart(fig, ChartContext(runs[0][1], colors), "RSS (MiB)")  # the reference run's phases and events
+    fig.update_layout(xaxis={"title": {"text": "seconds since each run's start (phases: the first run's)"}})
+    return Chart("memory", title, look, fit_axes(fig))

@@ -11,7 +11,7 @@ import pytest
 
 from harness.report.live_view import LIVE_PATH, CsvTail, LiveData
 from harness.runfolder import TABLES, RunFolder
-from tests.browser import launch, needs_chromium, watch_errors
+from tests.browser import SCREENSHOTS, launch, needs_chromium, watch_errors
 from tests.report.page_checks import charts, legend_colors, problems
 from tests.support import DISCONNECTS, free_port, locust, wait_until
 
@@ -103,15 +103,10 @@ def test_live_view_during_a_web_ui_run(tmp_path: Path) -> None:
                 outside: list[str] = []
                 page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(base) else None)
                 page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
-                # Locust's own UI has the tab, filled from the same rows, and links to the chart page
-                page.goto(f"{base}/?tab=stream-harness")
-                page.get_by_role("cell", name="eager", exact=True).wait_for(timeout=20_000)
-                page.goto(f"{base}/?tab=reports")
-                page.locator(f'a[href="{LIVE_PATH}"]').wait_for(timeout=20_000)
-                page.goto(base + LIVE_PATH)
                 # the report's charts for the data so far, redrawn while the test runs
+                page.goto(base + LIVE_PATH)
                 page.wait_for_selector('#chart-memory[data-drawn="1"] svg.main-svg', timeout=30_000)
-                page.wait_for_selector('#chart-orphans[data-drawn="1"] svg.main-svg', timeout=30_000)
+                assert "Run running" in page.inner_text("#status")  # drawn mid-run
                 live = charts(page)
                 assert problems(live) == []
                 live_colors = legend_colors(live)
@@ -122,8 +117,18 @@ def test_live_view_during_a_web_ui_run(tmp_path: Path) -> None:
                         sum(t["points"] for c in charts(page) if c["id"] == "chart-memory" for t in c["traces"])
                         > first["chart-memory"]
                     ),
-                    20,
+                    30,
                 )  # it updates
+                page.wait_for_selector('#chart-orphans[data-drawn="1"] svg.main-svg', timeout=30_000)
+                assert problems(charts(page)) == []
+                SCREENSHOTS.mkdir(exist_ok=True)
+                page.screenshot(path=str(SCREENSHOTS / "live-page.png"), full_page=True)
+                # Locust's own UI has the tab, filled from the same rows, and links to the chart page
+                page.goto(f"{base}/?tab=stream-harness")
+                page.get_by_role("cell", name="eager", exact=True).wait_for(timeout=20_000)
+                page.goto(f"{base}/?tab=reports")
+                page.locator(f'a[href="{LIVE_PATH}"]').wait_for(timeout=20_000)
+                page.goto(base + LIVE_PATH)
                 page.wait_for_selector("#report-link", timeout=60_000)  # the test stopped
                 page.click("#report-link")
                 page.wait_for_selector("#verdict-table", timeout=20_000)

@@ -21,15 +21,14 @@ import pytest
 from harness.cli import main
 from harness.report.html import REPORT
 from harness.report.palette import target_colors
-from tests.browser import launch, needs_chromium, watch_errors
+from tests.browser import SCREENSHOTS, launch, needs_chromium, watch_errors
 from tests.report.page_checks import charts, legend_colors, problems
-from tests.support import REPO, locust
+from tests.support import locust
 
 pytestmark = [pytest.mark.slow, needs_chromium]
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright package (pip install playwright)")
 
 SCENARIOS = ("disconnects", "mixed", "slow_readers")
-SCREENSHOTS = REPO / "test-screenshots"
 _ALL_DRAWN = (
     "document.querySelectorAll('.chart').length > 0 && "
     "document.querySelectorAll('.chart').length == document.querySelectorAll('.chart[data-drawn=\"1\"]').length"
