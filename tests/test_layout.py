@@ -178,6 +178,16 @@ def test_no_module_over_400_lines_and_the_median_at_most_200() -> None:
     assert size_violations(line_counts(REPO, ("harness", "targets"))) == []
 
 
+def packages_without_docstring(root: Path, packages: tuple[str, ...]) -> list[str]:
+    """Packages whose ``__init__.py`` does not say what the part offers."""
+    inits = [init for package in packages for init in sorted((root / package).rglob("__init__.py"))]
+    return [str(init.parent.relative_to(root)) for init in inits if not ast.get_docstring(ast.parse(init.read_text()))]
+
+
+def test_every_package_says_what_it_offers() -> None:
+    assert packages_without_docstring(REPO, ("harness", "targets")) == []
+
+
 # -- the checks catch what they are for ------------------------------------------------------------------------------
 
 
@@ -230,3 +240,13 @@ def test_the_size_check_names_a_long_module_and_a_high_median() -> None:
         "median module: 205.5 lines (limit 200)",
     ]
     assert size_violations({"a.py": 400, "b.py": 10, "c.py": 200}) == []
+
+
+def test_a_package_without_a_docstring_is_named(bad_tree: Path) -> None:
+    (bad_tree / "harness" / "judge" / "__init__.py").write_text('"""The checks."""\n')
+    assert packages_without_docstring(bad_tree, ("harness",)) == [
+        "harness",
+        "harness/analyse",
+        "harness/capture",
+        "harness/report",
+    ]
