@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+import gevent.lock
 from locust.runners import WorkerRunner
 
 from harness.analyse import growth
@@ -73,6 +74,7 @@ class HarnessPlugin:
         self._greenlets: list[gevent.Greenlet] = []
         self.supervisor: Supervisor | None = None
         self.terminal: Terminal | None = None
+        self._sampler_lock = gevent.lock.Semaphore()
         self._summary_greenlet: gevent.Greenlet | None = None
         self.starting = False
         self.interrupts = Interrupts(self._on_signal, self._needs_interrupt)
@@ -224,9 +226,15 @@ class HarnessPlugin:
         self._phase = None
 
     def _stop_sampler(self) -> None:
-        if self.sampler is not None:
-            sampler, self.sampler = self.sampler, None
-            sampler.stop()
+        """Stop the samplers (end records, upstream per-stream records, end snapshots). A second caller waits for
+        the first to finish: the stop must never finish the folder while the samplers still write to it."""
+        with self._sampler_lock:
+            sampler = self.sampler
+            if sampler is not None:
+                try:
+                    sampler.stop()
+                finally:
+                    self.sampler = None
 
     def stop(self, status: str | None = None) -> None:
         """Flush, stop samplers and the stack, finish the run folder. Safe to call more than once."""
@@ -292,6 +300,11 @@ class HarnessPlugin:
             context={},
         )
         self.environment.process_exit_code = 1
+        # In a greenlet of its own, which the final stop never kills: the test's stop (samplers, upstream records,
+        # end snapshots) runs there and must complete; the stop waits for it (_stop_sampler).
+        gevent.spawn(self._end_test)
+
+    def _end_test(self) -> None:
         self.runner.quit()
         if self.web_ui is not None:
             self.web_ui.stop()
