@@ -88,6 +88,7 @@ CLIENT_COLUMNS = (
     "bytes",  # body bytes read
     "error",  # one line, when outcome is truncated/broken/http_error/connect_error
     "max_token_gap",  # seconds: the longest gap between two reads that brought tokens ("" below two tokens)
+    "upstream_id",  # the fake upstream's own id for the stream, when the response carried it back ("" if not)
 )
 UPSTREAM_STREAM_COLUMNS = (
     "target",  # the target whose own upstream recorded the stream ("" in runs with one upstream shared by all)

@@ -7,6 +7,9 @@ target's client streams it served. The basis of that pairing, per target:
     id:prompt, id:header, id:user, id:query
                  the stream id of the client arrived at the upstream (``id_channel``: in the prompt's harness tag,
                  as X-Request-ID, as the body's ``user``, in the query string); pairs are exact
+    id:response  no id arrived, but the upstream's own id came back to the client in the response's first event
+                 (clients.csv ``upstream_id``, harness.load.echo): pairs are exact; the streams whose client read
+                 no byte of the body are paired by time order among themselves
     time order   no id arrived: each upstream stream, in the order they started, is paired with the nearest
                  earlier client stream of the target not yet paired (the latest one that started before it). The
                  nearest, not the oldest, so a client that never reached the upstream (it left before the server
@@ -31,7 +34,7 @@ from harness.analyse.run_data import RunData
 __all__ = ["BASES", "ID_CHANNELS", "MATCHED_COLUMNS", "Attribution", "attribute", "pair_by_time"]
 
 ID_CHANNELS = ("prompt", "header", "user", "query")
-BASES = (*(f"id:{channel}" for channel in ID_CHANNELS), "time order", "aggregate")
+BASES = (*(f"id:{channel}" for channel in ID_CHANNELS), "id:response", "time order", "aggregate")
 MATCHED_COLUMNS = (
     "stream_id",
     "outcome",
@@ -152,6 +155,35 @@ def _channel(records: pd.DataFrame) -> str:
     return best or "header"  # records from before id_channel existed: the relays forwarded X-Request-ID
 
 
+def _by_echo_then_time(
+    clients: pd.DataFrame, upstream: pd.DataFrame, *, ignore_ids: bool
+) -> tuple[str, pd.DataFrame, str]:
+    """Pairs by the upstream's own id read back from the response (clients.csv upstream_id), then by time order
+    among the streams left over (those whose client read no byte of the body: it left before the headers or while
+    the upstream was silent, or the server rebuilt the response)."""
+    echoed = clients["upstream_id"].astype(str) if "upstream_id" in clients and not ignore_ids else None
+    known = set(upstream["id"])
+    by_echo = clients[echoed.isin(known)].drop_duplicates("upstream_id") if echoed is not None else clients.iloc[:0]
+    echo_pairs = _pairs(by_echo, upstream.set_index("id", drop=False).loc[by_echo["upstream_id"]])
+    rest_clients = clients[~clients.index.isin(by_echo.index) & ~clients["outcome"].isin(_NEVER_REACHED)]
+    rest_upstream = upstream[~upstream["id"].isin(set(by_echo["upstream_id"]))]
+    pairs = pair_by_time(rest_clients["start"].to_numpy(dtype=float), rest_upstream["start"].to_numpy(dtype=float))
+    time_pairs = _pairs(rest_clients.iloc[[c for c, _ in pairs]], rest_upstream.iloc[[u for _, u in pairs]])
+    matched = pd.concat([echo_pairs, time_pairs], ignore_index=True) if len(echo_pairs) else time_pairs
+    if len(echo_pairs) >= _ID_SHARE * len(upstream):
+        note = (
+            f"no stream id reached the upstream, but its own came back in the response: {len(echo_pairs)} of "
+            f"{len(upstream)} upstream streams paired by it, {len(time_pairs)} more by time order"
+        )
+        return "id:response", matched, note
+    note = (
+        f"no stream id reached the upstream: {len(time_pairs)} of {len(upstream)} upstream streams paired with client "
+        f"streams by time order (each with the nearest earlier client stream not yet paired)"
+        + (f", {len(echo_pairs)} by the upstream's id read back from the response" if len(echo_pairs) else "")
+    )
+    return "time order", matched, note
+
+
 def attribute(run: RunData, target: str, *, ignore_ids: bool = False) -> Attribution:
     """The target's pairs and their basis (see the module's docstring); ``ignore_ids``: pair by time order even
     where ids arrived (to check time order against the ids' exact pairs)."""
@@ -166,15 +198,7 @@ def attribute(run: RunData, target: str, *, ignore_ids: bool = False) -> Attribu
         matched = _pairs(paired_clients, paired_upstream)
         note = f"{len(matched)} of {len(clients)} client streams paired with upstream records by stream id ({basis})"
     elif len(upstream) and own:
-        candidates = clients[~clients["outcome"].isin(_NEVER_REACHED)]
-        pairs = pair_by_time(candidates["start"].to_numpy(dtype=float), upstream["start"].to_numpy(dtype=float))
-        chosen_clients = candidates.iloc[[c for c, _ in pairs]]
-        chosen_upstream = upstream.iloc[[u for _, u in pairs]]
-        basis, matched = "time order", _pairs(chosen_clients, chosen_upstream)
-        note = (
-            f"no stream id reached the upstream: {len(matched)} of {len(upstream)} upstream streams paired with "
-            f"client streams by time order (each with the nearest earlier client stream not yet paired)"
-        )
+        basis, matched, note = _by_echo_then_time(clients, upstream, ignore_ids=ignore_ids)
     else:
         basis, matched = "aggregate", _pairs(clients.iloc[:0], upstream.iloc[:0])
         if own:

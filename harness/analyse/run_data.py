@@ -39,6 +39,7 @@ _TEXT_COLUMNS = frozenset(
         "error",
         "id",
         "id_channel",
+        "upstream_id",
         "api",
         "upstream_of",
         "route",

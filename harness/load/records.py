@@ -38,6 +38,8 @@ class ClientRecord:
     error: str
     max_token_gap: float | None = None
     """Seconds: the longest gap between two reads that brought tokens (None below two tokens)."""
+    upstream_id: str = ""
+    """The fake upstream's own stream id, read back from the response (harness.load.echo); "" when none came."""
 
     def row(self) -> dict[str, Any]:
         """The clients.csv row."""
@@ -58,6 +60,7 @@ class ClientRecord:
             "bytes": self.bytes_read,
             "error": self.error,
             "max_token_gap": self.max_token_gap,
+            "upstream_id": self.upstream_id,
         }
 
 

@@ -13,6 +13,7 @@ import gevent
 from harness.load.apis import TERMINATORS
 from harness.load.behaviour import Behaviour
 from harness.load.decoders import TokenDecoder, decoder_for
+from harness.load.echo import PREFIX_BYTES, echoed_id
 from harness.load.pacing import Pace, TokenBucket
 from harness.load.records import ClientRecord, stream_ended
 from harness.load.request import build_request
@@ -46,6 +47,8 @@ class Stream:
             fire, target=settings.target.name, stream_id=self.stream_id, event_stream=settings.api != "chunked"
         )
         self._conn: StreamConnection | None = None
+        self.upstream_id = ""
+        """The upstream's own stream id, when the response carried it back (harness.load.echo)."""
         self.tokens = 0
         self.status = 0
         self._t0 = 0.0
@@ -80,10 +83,12 @@ class Stream:
             outcome, leave_when, error = self._run()
         except gevent.GreenletExit:
             # Locust stopped the user (a phase ended): the client leaves mid-stream; recorded, then re-raised.
+            self._read_echo()
             self._close(left=True)
             self.stats.left(time.perf_counter() - self._t0, self._bytes())
             stream_ended.fire(record=self._record("left", "user_stopped", ""))  # type: ignore[no-untyped-call]
             raise
+        self._read_echo()
         self._close(left=outcome == "left")
         record = self._record(outcome, leave_when, error)
         stream_ended.fire(record=record)  # type: ignore[no-untyped-call]
@@ -140,6 +145,15 @@ class Stream:
             self.stats.ended(time.perf_counter() - self._t0, self._bytes(), exc)
             return "broken", "", str(exc) or type(exc).__name__
 
+    def _read_echo(self) -> None:
+        """The upstream's own id, if the response carried one (harness.load.echo): once, before closing."""
+        conn = self._conn
+        if conn is None or conn.closed:
+            return
+        self.upstream_id = echoed_id(conn.body_prefix)
+        if not self.upstream_id and len(conn.body_prefix) < PREFIX_BYTES:
+            self.upstream_id = echoed_id(conn.body_prefix + conn.unread_start())
+
     def _bytes(self) -> int:
         return self._conn.bytes_received if self._conn is not None else 0
 
@@ -165,6 +179,7 @@ class Stream:
             bytes_read=self._bytes(),
             error=error.replace("\n", " "),
             max_token_gap=self._max_gap if self.tokens >= 2 else None,
+            upstream_id=self.upstream_id,
         )
 
     # -- leaving ------------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import httptools
 
 from harness.errors import UsageError
+from harness.load.echo import PREFIX_BYTES
 
 if TYPE_CHECKING:
     from harness.load.cooperative import ReadableWait
@@ -142,6 +143,8 @@ class StreamConnection:
         """Chunks of a chunked body completed so far (one chunk per write on most servers); counted only with
         ``count_chunks``."""
         self.body_complete = False
+        self.body_prefix = b""
+        """The first PREFIX_BYTES of the body read (harness.load.echo looks for the upstream's id in it)."""
         """The body ended as its framing says (the last chunk, Content-Length bytes, or the close that ends it)."""
         self.closed = False
         self._held: list[tuple[bytes, bool]] = []
@@ -207,6 +210,21 @@ class StreamConnection:
         if not receiver.complete:
             raise StreamBroken("connection closed before the body was complete")
 
+    def unread_start(self, max_bytes: int = PREFIX_BYTES) -> bytes:
+        """The body bytes not read yet: held since the head, then peeked from the socket (not consumed)."""
+        held = b"".join(piece for piece, _ in self._held)[:max_bytes]
+        if len(held) >= max_bytes or self.closed:
+            return held
+        timeout = self.sock.gettimeout()
+        self.sock.settimeout(0.0)  # never wait: gevent's recv would wait for data despite MSG_DONTWAIT
+        try:
+            waiting = self.sock.recv(max_bytes, socket.MSG_PEEK)
+        except OSError:
+            waiting = b""
+        finally:
+            self.sock.settimeout(timeout)
+        return held + waiting  # raw: still framed (chunk sizes), which an id search does not mind
+
     def read_head(self, timeout_s: float | None = 30.0) -> StreamHead:
         """Wait for the status line and headers (skipping informational ones)."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
@@ -233,7 +251,10 @@ class StreamConnection:
         TimeoutError if nothing arrives for ``timeout_s``.
         """
         if self._held:
-            return self._take_held(max_bytes)
+            held = self._take_held(max_bytes)
+            if len(self.body_prefix) < PREFIX_BYTES:
+                self.body_prefix += held[: PREFIX_BYTES - len(self.body_prefix)]
+            return held
         receiver = self._receiver
         pieces, marks = receiver.pieces, receiver.chunk_marks
         deadline: float | None = None
@@ -253,6 +274,8 @@ class StreamConnection:
                 if marks:  # b"" when only the CRLF that completes a chunk arrived: the chunk is still news
                     self.chunks_received += len(marks)
                     marks.clear()
+                if self.bytes_received < PREFIX_BYTES:  # the start of the body, for echo.echoed_id
+                    self.body_prefix += body[: PREFIX_BYTES - self.bytes_received]
                 self.bytes_received += len(body)
                 self.body_complete = receiver.complete
                 return body

@@ -55,3 +55,17 @@ def test_a_target_whose_upstream_saw_nothing_is_aggregate_and_says_so(tmp_path: 
     assert attribution.basis == "aggregate"
     assert attribution.matched.empty
     assert not attribution.own_upstream  # no records and no stats rows: nothing says it had one
+
+
+def test_the_upstreams_own_id_read_back_pairs_exactly_and_the_rest_by_time(tmp_path: Path) -> None:
+    streams = leaving_streams("relay", [0.01] * 6, to_upstream=False)
+    folder = CraftedRun(rss={"relay": flat()}, streams=streams).write(tmp_path)
+    # the first four clients read the upstream's id in the response; the last two left before any byte came
+    clients = (folder / "clients.csv").read_text().splitlines()
+    header, rows = clients[0], clients[1:]
+    echoed = [row + (f"u-{row.split(',')[0]}" if index < 4 else "") for index, row in enumerate(rows)]
+    (folder / "clients.csv").write_text("\n".join([header, *echoed]) + "\n")
+    attribution = attribute(load_run(folder), "relay")
+    assert attribution.basis == "id:response"
+    assert len(attribution.matched) == 6
+    assert (attribution.matched["up_id"] == "u-" + attribution.matched["stream_id"]).all()
