@@ -3,7 +3,7 @@ ones, then a drain in which no client is connected.
 
 A server that respects back-pressure holds a few KiB per slow client; one that buffers without bound grows for as
 long as the phase lasts. While the slow readers read, the fake upstreams' defaults are long streams of 1 KiB tokens
-at 100 tokens/s (``LONG_STREAM``), far faster than they read, whatever the stack's ``--upstream-*`` defaults say
+at 2,000 tokens/s (``LONG_STREAM``), far faster than they read, whatever the stack's ``--upstream-*`` defaults say
 and whatever the server forwards of the request; the fast readers ask for short ones of their own. A relay that
 keeps pulling after its client left shows its orphan streams in the drain. About 50 s; ``--read-pace`` sets the
 pace of the byte-paced readers (default 1KiB/s), ``--scenario-scale 0.2`` shortens it.
@@ -16,8 +16,9 @@ from locust import constant
 
 from harness import Behaviour, Phase, PhasedShape, StreamingUser, UpstreamBehaviour  # also registers the plugin
 
-LONG_STREAM = UpstreamBehaviour(tokens=20_000, token_bytes=1024, rate=100)
-"""The slow phase's upstream defaults: 100 KiB/s per stream for up to 200 s."""
+LONG_STREAM = UpstreamBehaviour(tokens=20_000, token_bytes=1024, rate=2000)
+"""The slow phase's upstream defaults: 2 MB/s per stream, 20 MB at most. Fast enough that a server whose socket
+buffers the kernel autotunes (4 MB per connection on loopback) still shows a backlog of its own."""
 
 
 class FastReader(StreamingUser):
