@@ -269,7 +269,7 @@ def probed_program(tmp_path: Path, name: str = "grower") -> Iterator[tuple[Probe
     within 20 s, stopped after (SIGTERM, then SIGKILL)."""
     script = tmp_path / f"{name}.py"
     script.write_text(GROWER)
-    launch = ProbeLaunch.new(tmp_path / f"{name}.probe-port", nframe=1)
+    launch = ProbeLaunch.new(tmp_path / f"{name}.probe-port", nframe=1, snapshot_dir=tmp_path)
     grow = tmp_path / f"{name}.grow"
     child = ChildProcess(
         LaunchSpec(name, launch.argv(["python", str(script), str(grow)]), ready_path=None, env=launch.env()),

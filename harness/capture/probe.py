@@ -12,7 +12,9 @@ program's event loop is busy), bound to 127.0.0.1 on a free port and guarded by 
     GET  /traced      {"current_bytes", "peak_bytes", "asyncio_tasks", ...}: tracemalloc.get_traced_memory() and
                       the asyncio tasks alive in the process (any loop), both cheap
     POST /snapshot    {"snapshot_path", "census_path"}: dump a tracemalloc snapshot, then take a census of live
-                      objects (by type, what containers hold, and who holds the biggest containers) as JSON
+                      objects (by type, what containers hold, and who holds the biggest containers) as JSON;
+                      both paths must lie inside ``$STREAM_HARNESS_PROBE_SNAPSHOT_DIR`` (the harness's
+                      --run-dir; the probe's working folder when unset): anything else is 400
     POST /reset-peak  tracemalloc.reset_peak()
 
 Started by hand without a token, the probe makes one up and prints it with its port.
@@ -43,10 +45,21 @@ from harness.capture.census import take_census
 from harness.capture.program import check_module, parse_program, run_program
 from harness.errors import UsageError
 
-__all__ = ["PORT_FILE_ENV", "TOKEN_ENV", "add_probe_arguments", "asyncio_tasks", "main", "run", "run_probe"]
+__all__ = [
+    "PORT_FILE_ENV",
+    "SNAPSHOT_DIR_ENV",
+    "TOKEN_ENV",
+    "add_probe_arguments",
+    "asyncio_tasks",
+    "main",
+    "run",
+    "run_probe",
+]
 
 TOKEN_ENV = "STREAM_HARNESS_PROBE_TOKEN"
 PORT_FILE_ENV = "STREAM_HARNESS_PROBE_PORT_FILE"
+SNAPSHOT_DIR_ENV = "STREAM_HARNESS_PROBE_SNAPSHOT_DIR"
+"""The one folder POST /snapshot may write into (the harness gives its --run-dir); default: cwd."""
 
 
 # -- control endpoint ---------------------------------------------------------------------------------------------
@@ -107,9 +120,22 @@ def _snapshot(snapshot_path: Path, census_path: Path | None) -> dict[str, Any]:
     return result
 
 
+def _inside(text: object, root: Path, what: str, *, optional: bool = False) -> Path | str | None:
+    """``text`` as a path inside ``root`` (after resolving ``..`` and symlinks), else the one-line reason."""
+    if text is None and optional:
+        return None
+    if not isinstance(text, str) or not Path(text).is_absolute():
+        return f"{what} must be an absolute path{' or null' if optional else ''}, got {text!r}"
+    path = Path(text).resolve()
+    if not path.is_relative_to(root):
+        return f"{what} must lie inside {str(root)!r} (${SNAPSHOT_DIR_ENV}), got {text!r}"
+    return path
+
+
 class _Handler(http.server.BaseHTTPRequestHandler):
     server_version = "stream-harness-probe"
     token = ""
+    snapshot_root = Path.cwd()
     lock = threading.Lock()
     timeout = 10
 
@@ -166,17 +192,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             tracemalloc.reset_peak()
             self._answer(200, {"current_bytes": tracemalloc.get_traced_memory()[0]})
         elif self.path == "/snapshot":
-            snapshot_path = request.get("snapshot_path")
-            census_path = request.get("census_path")
-            if not isinstance(snapshot_path, str) or not Path(snapshot_path).is_absolute():
-                self._answer(400, {"error": f"snapshot_path must be an absolute path, got {snapshot_path!r}"})
-                return
-            if census_path is not None and (not isinstance(census_path, str) or not Path(census_path).is_absolute()):
-                self._answer(400, {"error": f"census_path must be an absolute path or null, got {census_path!r}"})
-                return
+            snapshot_path = _inside(request.get("snapshot_path"), self.snapshot_root, "snapshot_path")
+            census_path = _inside(request.get("census_path"), self.snapshot_root, "census_path", optional=True)
+            for checked in (snapshot_path, census_path):
+                if isinstance(checked, str):
+                    self._answer(400, {"error": checked})
+                    return
+            assert isinstance(snapshot_path, Path)
             try:
                 with self.lock:
-                    result = _snapshot(Path(snapshot_path), Path(census_path) if census_path else None)
+                    result = _snapshot(snapshot_path, census_path if isinstance(census_path, Path) else None)
             except OSError as error:
                 self._answer(500, {"error": f"cannot write {error.filename!r}: {error.strerror}"})
                 return
@@ -186,7 +211,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 def _start_endpoint(token: str) -> int:
-    handler = type("Handler", (_Handler,), {"token": token})
+    root = Path(os.environ.get(SNAPSHOT_DIR_ENV) or Path.cwd()).resolve()
+    handler = type("Handler", (_Handler,), {"token": token, "snapshot_root": root})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, name="harness-probe", daemon=True)

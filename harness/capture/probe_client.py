@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from harness.capture.probe import PORT_FILE_ENV, TOKEN_ENV
+from harness.capture.probe import PORT_FILE_ENV, SNAPSHOT_DIR_ENV, TOKEN_ENV
 from harness.errors import TargetError
 from harness.launch.process import ChildProcess
 
@@ -32,12 +32,14 @@ class ProbeLaunch:
     token: str
     port_file: Path
     nframe: int = 1
+    snapshot_dir: Path | None = None
+    """The only folder the probe writes snapshots into (the harness's --run-dir); None: the probe's cwd."""
 
     @classmethod
-    def new(cls, port_file: Path, nframe: int = 1) -> ProbeLaunch:
+    def new(cls, port_file: Path, nframe: int = 1, snapshot_dir: Path | None = None) -> ProbeLaunch:
         """A fresh random token; the probe will write its port to ``port_file``."""
         port_file.unlink(missing_ok=True)  # a stale port from an earlier run must not be read
-        return cls(secrets.token_urlsafe(24), port_file, nframe)
+        return cls(secrets.token_urlsafe(24), port_file, nframe, snapshot_dir)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ProbeLaunch | None:
@@ -51,7 +53,10 @@ class ProbeLaunch:
         return [sys.executable, "-m", "harness.capture.probe", "--nframe", str(self.nframe), "--", *program_argv]
 
     def env(self) -> dict[str, str]:
-        return {TOKEN_ENV: self.token, PORT_FILE_ENV: str(self.port_file)}
+        env = {TOKEN_ENV: self.token, PORT_FILE_ENV: str(self.port_file)}
+        if self.snapshot_dir is not None:
+            env[SNAPSHOT_DIR_ENV] = str(self.snapshot_dir)
+        return env
 
 
 class TracedMemory(NamedTuple):

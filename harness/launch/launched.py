@@ -57,6 +57,7 @@ def launch_targets(
     log_dir: Path,
     timeout_s: float,
     profile_nframe: int = 0,
+    snapshot_dir: Path | None = None,
 ) -> list[ChildProcess]:
     """Start every launched target (``upstream_urls``: target name -> its own upstream's URL) and wait until each
     answers; on any failure stop them all, then raise."""
@@ -73,7 +74,8 @@ def launch_targets(
                 env[UPSTREAM_ENV] = upstream_url
             if profile_nframe and _is_python(argv):
                 # The probe runs the program in the harness's own Python (it imports harness.capture.probe).
-                probe = ProbeLaunch.new(log_dir / f"{target.name}.probe-port", profile_nframe)
+                snapshots = snapshot_dir or log_dir.parent  # (a run folder holds logs/ and tracemalloc/)
+                probe = ProbeLaunch.new(log_dir / f"{target.name}.probe-port", profile_nframe, snapshots)
                 argv, env = probe.argv(argv), env | probe.env()
             elif profile_nframe:
                 log.info("%s is not a Python command: psutil samples only, no tracemalloc", target.name)

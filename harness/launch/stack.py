@@ -262,6 +262,8 @@ class StackOptions:
     ready_timeout_s: float = 15.0
     profile_nframe: int = 0
     """Frames per allocation traceback of the relays' tracemalloc probe; 0 = the relays run without it."""
+    snapshot_dir: Path | None = None
+    """The one folder the relays' probes may write snapshots into (the run folders' root); None: the logs' parent."""
     upstream_per_target: bool = False
     """One upstream per relay (``upstream@<relay>``, what a Locust run does) instead of one named ``upstream``
     shared by every relay (``harness serve``, benchmarks, tests that read one upstream's books)."""
@@ -339,7 +341,8 @@ def start_bundled_stack(options: StackOptions, log_dir: Path) -> list[ChildProce
             spec = LaunchSpec(name, argv)
             if options.profile_nframe:
                 # The relay still prints its own "listening on" line, so readiness works as without the probe.
-                probe = ProbeLaunch.new(log_dir / f"{name}.probe-port", options.profile_nframe)
+                snapshots = options.snapshot_dir or log_dir.parent  # (a run folder holds logs/ and tracemalloc/)
+                probe = ProbeLaunch.new(log_dir / f"{name}.probe-port", options.profile_nframe, snapshots)
                 spec = LaunchSpec(name, probe.argv(argv[1:]), env=probe.env())
             relays.append(ChildProcess(spec, log_dir / f"{name}.log"))
         children += relays

@@ -113,7 +113,8 @@ class HarnessPlugin:
         if relays or user.launches:
             self.supervisor = Supervisor()  # before anything is launched: it cleans up even after a SIGKILL
         try:
-            start_targets(self.run_targets, relays, options, self.folder.logs)
+            # Probe snapshots only under --run-dir: the web UI's later tests get folders of their own there.
+            start_targets(self.run_targets, relays, options, self.folder.logs, self.folder.path.parent)
         except BaseException:
             self.folder.event("start_failed", detail=str(sys.exc_info()[1]))
             self.stop(status="interrupted")

@@ -98,12 +98,16 @@ def _described(child: ChildProcess, kind: str, upstream_urls: dict[str, str]) ->
     return entry | {"role": "relay"} | _upstream_of(child.name, upstream_urls)
 
 
-def start_targets(targets: RunTargets, relays: tuple[str, ...], options: Any, log_dir: Path) -> None:
+def start_targets(
+    targets: RunTargets, relays: tuple[str, ...], options: Any, log_dir: Path, snapshot_dir: Path | None = None
+) -> None:
     """Launch one fake upstream per bundled relay, --launch target and --attach target with upstream=PORT, then the
     relays and the --launch targets, each pointed at its own upstream, into ``targets`` (so a failure part way leaves
     what started there, for the stop); check the --attach ones."""
     user = targets.user
-    stack = dataclasses.replace(StackOptions.from_args(options, relays), upstream_per_target=True)
+    stack = dataclasses.replace(
+        StackOptions.from_args(options, relays), upstream_per_target=True, snapshot_dir=snapshot_dir
+    )
     if relays:
         log.info("starting the bundled relays, each with its own upstream: %s", ", ".join(relays))
         targets.children = start_bundled_stack(stack, log_dir)
@@ -121,6 +125,7 @@ def start_targets(targets: RunTargets, relays: tuple[str, ...], options: Any, lo
             log_dir=log_dir,
             timeout_s=options.launch_timeout,
             profile_nframe=options.profile_launched,
+            snapshot_dir=snapshot_dir,
         )
     for target in user.attaches:
         warning = attach_warning(target)

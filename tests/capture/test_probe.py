@@ -177,6 +177,23 @@ def test_bad_snapshot_requests_are_answered_400_or_404(probed: tuple[int, Path])
     assert call(port, "/nowhere", TOKEN)[0] == 404
 
 
+def test_snapshots_are_written_only_inside_the_snapshot_folder(probed: tuple[int, Path], tmp_path: Path) -> None:
+    # The probe runs in tmp_path without $STREAM_HARNESS_PROBE_SNAPSHOT_DIR: its working folder is the only root.
+    port, _ = probed
+    outside = tmp_path.parent / f"{tmp_path.name}-outside.tracemalloc"
+    for body in (
+        {"snapshot_path": str(outside)},
+        {"snapshot_path": str(tmp_path / ".." / outside.name)},  # climbing out with ..
+        {"snapshot_path": str(tmp_path / "in.tracemalloc"), "census_path": "/etc/stream-harness-census.json"},
+    ):
+        status, answer = call(port, "/snapshot", TOKEN, body)
+        assert status == 400, answer
+        assert "must lie inside" in answer["error"]
+    assert not outside.exists()
+    assert not Path("/etc/stream-harness-census.json").exists()
+    assert call(port, "/snapshot", TOKEN, {"snapshot_path": str(tmp_path / "in.tracemalloc")})[0] == 200
+
+
 def test_snapshot_dumps_a_loadable_snapshot_and_a_census_that_names_the_holder(
     probed: tuple[int, Path], tmp_path: Path
 ) -> None:
