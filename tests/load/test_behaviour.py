@@ -19,6 +19,8 @@ from harness.load.pacing import Pace
         ({"leave": "after_tokens", "leave_after_tokens": 2, "read": "stalled"}, "stalled"),
         ({"leave": "after_seconds"}, "leave_after_s > 0, but got 0.0"),
         ({"read": "paced", "pace": "fast"}, "'fast'"),
+        ({"api": "openai"}, "Behaviour.api must be one of openai-chat, .*, but got 'openai'"),
+        ({"upstream": (("colour", "red"),)}, "Behaviour.upstream names 'colour'"),
     ],
 )
 def test_bad_behaviours_name_the_value(kwargs: dict[str, object], message: str) -> None:
