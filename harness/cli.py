@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import signal
 import sys
 import tempfile
@@ -44,7 +45,10 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
 def _serve(args: argparse.Namespace) -> int:
     relays: tuple[str, ...] = () if args.upstream_only else args.targets
     options = StackOptions.from_args(args, relays)
-    log_dir = Path(args.log_dir) if args.log_dir else Path(tempfile.mkdtemp(prefix="stream-harness-"))
+    # Without --log-dir the logs go to a temporary folder that goes with the stack (nothing left in the temp dir).
+    temporary = None if args.log_dir else Path(tempfile.mkdtemp(prefix="stream-harness-"))
+    log_dir = Path(args.log_dir) if args.log_dir else temporary
+    assert log_dir is not None
     previous = {signum: signal.signal(signum, _raise_stop) for signum in (signal.SIGTERM, signal.SIGINT)}
     children: list[ChildProcess] = []
     try:
@@ -53,7 +57,8 @@ def _serve(args: argparse.Namespace) -> int:
             print(f"{child.name:<9} {child.url}  pid={child.pid}", flush=True)
         if args.json:
             write_servers_json(Path(args.json), children)
-        print(f"logs in {log_dir}; Ctrl-C stops everything", file=sys.stderr, flush=True)
+        kept = " (removed when it stops; --log-dir keeps them)" if temporary is not None else ""
+        print(f"logs in {log_dir}{kept}; Ctrl-C stops everything", file=sys.stderr, flush=True)
         while True:
             for child in children:
                 child.check_alive()
@@ -64,6 +69,8 @@ def _serve(args: argparse.Namespace) -> int:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         stop_all(children)
+        if temporary is not None:
+            shutil.rmtree(temporary, ignore_errors=True)
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -114,7 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--upstream-only", action="store_true", help="run only the fake upstream")
     serve.add_argument("--json", metavar="FILE", help="also write each server's name, URL and PID to FILE")
-    serve.add_argument("--log-dir", metavar="DIR", help="where the servers' logs go (default: a new temporary dir)")
+    serve.add_argument(
+        "--log-dir", metavar="DIR", help="where the servers' logs go (default: a temporary folder removed at the end)"
+    )
     add_stack_arguments(serve)
     serve.set_defaults(run=_serve)
     agent = commands.add_parser(

@@ -109,6 +109,10 @@ def test_a_dying_target_ends_serve_with_its_name(tmp_path: Path) -> None:
     assert process.returncode == 1
     assert "harness: error: target 'lazy'" in stderr
     assert "exited with code -9" in stderr
+    # its logs went to a temporary folder, removed with the stack: nothing left in the temp dir
+    (logs,) = [line.split()[2] for line in stderr.splitlines() if line.startswith("logs in ")]
+    assert Path(logs).name.startswith("stream-harness-")
+    assert not Path(logs).exists()
 
 
 @pytest.mark.parametrize(
