@@ -81,9 +81,10 @@ class MessagesApi:
             raise BadField("max_tokens", "max_tokens: Field required")
         limit = whole("max_tokens", body["max_tokens"], LIMITS["tokens"], minimum=1)
         texts = message_texts(body["messages"], field="messages", text_types=("text",))
-        system = body.get("system")
-        if isinstance(system, str):
-            texts = (*texts, system)
+        system = body.get("system")  # a string, or text blocks
+        blocks = [{"type": "text", "text": system}] if isinstance(system, str) else system
+        if isinstance(blocks, list):
+            texts += tuple(b["text"] for b in blocks if isinstance(b, dict) and isinstance(b.get("text"), str))
         metadata = body.get("metadata")
         user = metadata.get("user_id") if isinstance(metadata, dict) else None
         return AiRequest(model, stream, texts, limit, user)

@@ -76,3 +76,13 @@ async def test_wrong_shape_is_400_in_anthropic_format_naming_the_field(
     assert answer["type"] == "error"
     assert answer["error"]["type"] == "invalid_request_error"
     assert answer["error"]["message"].startswith(field)
+
+
+@pytest.mark.asyncio
+async def test_the_tag_is_found_in_a_system_prompt_too(client: TestClient[Any, Any]) -> None:
+    system = [{"type": "text", "text": "be brief [stream-harness id=from-system tokens=2]"}]
+    body = {"messages": MESSAGES, "max_tokens": 50, "system": system}
+    answer = await (await client.post("/v1/messages", json=body)).json()
+    assert answer["usage"]["output_tokens"] == 2
+    records = await (await client.get("/__harness/streams")).json()
+    assert (records[-1]["id"], records[-1]["id_channel"]) == ("from-system", "prompt")
