@@ -267,7 +267,11 @@ class HarnessPlugin:
         from harness.report.html import write_report  # pandas and plotly load only where reports are written
 
         try:
-            self.report_path = write_report(self.folder.path)
+            if self.web_ui is not None:
+                # CPU work (pandas, plotly) in a native thread: the web UI keeps answering while a report is written.
+                self.report_path = gevent.get_hub().threadpool.spawn(write_report, self.folder.path).get(timeout=300)
+            else:
+                self.report_path = write_report(self.folder.path)
         except HarnessError as error:
             log.error("no report: %s", error)
             return

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -41,7 +42,7 @@ def test_locusts_request_count_is_the_number_of_streams(tmp_path: Path) -> None:
         failed = sum(row["outcome"] not in ("completed", "left") for row in clients)
         assert sum(entry["num_failures"] for entry in entries) == failed
         output = run.output()
-        assert "[harness] phase 'warm-up' (1/7) starts for" in output
+        assert re.search(r"\[harness\] phase 'warm-up' \(1/\d+\) starts for", output)
         assert "s left in the scenario" in output
         assert "[harness] eager: RSS" not in output  # --only-summary: no periodic lines
         verdicts = [line for line in output.splitlines() if line.startswith("[harness] ")]
