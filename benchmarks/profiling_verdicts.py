@@ -32,6 +32,7 @@ def _run(scale: float, nframe: str, run_dir: Path) -> dict[str, Any]:
     argv = [sys.executable, "-m", "locust", "-f", SCENARIO, "--headless", "--scenario-scale", f"{scale:g}"]
     argv += ["--profile-nframe", nframe, "--run-dir", str(run_dir), "--loglevel", "WARNING", "--only-summary"]
     log = run_dir.with_name(run_dir.name + ".log")
+    log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as out:
         process = subprocess.Popen(argv, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:

@@ -19,7 +19,7 @@ from harness import __version__
 from harness.capture.agent import add_agent_arguments, run_agent
 from harness.capture.probe import add_probe_arguments, run_probe
 from harness.errors import HarnessError, UsageError
-from harness.gate.config import options_from_args
+from harness.gate.config import configured_limits, options_from_args
 from harness.gate.flags import add_gate_arguments
 from harness.launch.process import ChildProcess, stop_all, write_servers_json
 from harness.launch.stack import (
@@ -76,7 +76,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from harness.report.html import write_report  # pandas and plotly load only for the commands that need them
 
-    print(write_report(Path(args.run_dir)))
+    print(write_report(Path(args.run_dir), configured_limits()))  # ./pyproject.toml's [tool.harness.gate], as the gate
     return 0
 
 

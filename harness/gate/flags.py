@@ -25,7 +25,7 @@ _FLAG_HELP = {
     "cancel_p99": "fail when the cancellation latency p99 is above this (default: 2s)",
     "cancel_p99_warn": "warn above this (default: 500ms)",
     "after_leave_share": "fail when more than this share of tokens was produced after clients left (default: 20%%)",
-    "after_leave_warn_share": "warn above this share (default: 5%%)",
+    "after_leave_warn_share": "warn above this share (default: 10%%)",
     "churn_kept": "resources kept per 1,000 churn connections, rising every round: fail (default: 10)",
     "churn_rounds": "rounds the churn phase is cut into (default: 4)",
     "stalled_hold": "a client that reads nothing held longer than this is --stalled-state (default: 10s)",

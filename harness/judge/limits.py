@@ -114,8 +114,9 @@ class Limits:
     """... warn above."""
     after_leave_share: float = 0.20
     """Share of the produced tokens made after their clients left: fail above."""
-    after_leave_warn_share: float = 0.05
-    """... warn above."""
+    after_leave_warn_share: float = 0.10
+    """... warn above. 10%, not 5%: under the tracemalloc probe a correct relay runs 2.5-4x slower and produces a
+    token or two more per left stream (measured 6.3% at --scenario-scale 0.3 against 0.2% without the probe)."""
     churn_kept_per_1000: float = 10.0
     """Descriptors, threads or tasks kept per 1,000 connections of the churn phase: fail at or above, when the
     count also rose in every round."""

@@ -264,14 +264,17 @@ class HarnessPlugin:
         assert self.folder is not None
         if not self.folder.file("events").exists():
             return  # nothing was measured (the stack never started)
+        from harness.gate.config import configured_limits
         from harness.report.html import write_report  # pandas and plotly load only where reports are written
 
-        try:
+        try:  # judged with the gate's limits, so the report says what the gate says
+            limits = configured_limits(str(getattr(self.options, "gate_config", "") or ""))
             if self.web_ui is not None:
                 # CPU work (pandas, plotly) in a native thread: the web UI keeps answering while a report is written.
-                self.report_path = gevent.get_hub().threadpool.spawn(write_report, self.folder.path).get(timeout=300)
+                pool = gevent.get_hub().threadpool
+                self.report_path = pool.spawn(write_report, self.folder.path, limits).get(timeout=300)
             else:
-                self.report_path = write_report(self.folder.path)
+                self.report_path = write_report(self.folder.path, limits)
         except HarnessError as error:
             log.error("no report: %s", error)
             return

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.analyse.run_data import RunData, load_run
+from harness.judge.limits import Limits
 from harness.judge.summary import SUMMARY, summarise
 from harness.report.charts import SECTIONS, build_charts
 from harness.report.formats import count, ms, rate, seconds, share, size, when
@@ -169,13 +170,13 @@ def render_report(run: RunData, summary: dict[str, Any]) -> str:
     )
 
 
-def write_report(folder: Path) -> Path:
-    """Analyse ``folder`` (writing summary.json), write its report.html and return that path.
+def write_report(folder: Path, limits: Limits | None = None) -> Path:
+    """Analyse and judge ``folder`` with ``limits`` (writing summary.json), write its report.html, return its path.
 
     RunFolderError when ``folder`` is not a run folder or holds no measurement; an interrupted run gets a
     report of what was measured, marked incomplete.
     """
     run = load_run(folder)
-    summary = summarise(run)
+    summary = summarise(run, limits)
     write_atomically(folder / SUMMARY, json.dumps(summary, indent=2) + "\n")
     return write_atomically(folder / REPORT, render_report(run, summary))

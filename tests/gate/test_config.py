@@ -41,7 +41,7 @@ def test_defaults_are_the_documented_ones() -> None:
     assert (limits.stalled_hold_s, limits.stalled_state) == (10.0, "warn")
     assert limits.leaked_streams == 0
     assert (limits.cancel_p99_warn_ms, limits.cancel_p99_ms) == (500.0, 2000.0)
-    assert (limits.after_leave_warn_share, limits.after_leave_share) == (0.05, 0.20)
+    assert (limits.after_leave_warn_share, limits.after_leave_share) == (0.10, 0.20)
     assert limits.tolerances == DEFAULT_TOLERANCES
 
 

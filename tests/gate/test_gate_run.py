@@ -9,8 +9,11 @@ run folder it left (the two-step CI step).
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -92,3 +95,21 @@ def test_short_gated_run_fails_eager_and_passes_lazy_and_bounded(tmp_path: Path)
     assert lines[-1].startswith("gate: FAIL (1 of 3 targets failed: eager;")
     # the checks the run stored (report, terminal) are the command's, word for word
     assert verdict_lines(stored)[:-1] == [line for line in lines if line[:10].strip() in STATES_SHOWN]
+
+
+@pytest.mark.slow
+def test_a_gated_run_interrupted_with_ctrl_c_never_exits_0(tmp_path: Path) -> None:
+    (tmp_path / "none").write_text("")
+    argv = ["-f", str(REPO / "locustfiles" / "disconnects.py"), "--headless", "--targets", "lazy"]
+    argv += ["--gate", "--gate-config", str(tmp_path / "none")]
+    with locust(tmp_path, *argv) as run:
+        run.wait_for("phase start", run.phase_started, timeout_s=60)
+        deadline = time.monotonic() + 4
+        run.wait_for("4 s of load", lambda: time.monotonic() >= deadline, timeout_s=10)
+        os.kill(run.proc.pid, signal.SIGINT)
+        code = run.wait(60)
+        output = run.output()
+        assert_all_gone(run.tag)
+    assert code != 0, output[-3000:]
+    assert "NOT JUDGED run run_complete: not judged: the run ended as 'interrupted', not 'complete'" in output
+    assert "gate: NOT JUDGEABLE (exit 3: run run_complete)" in output

@@ -117,3 +117,21 @@ def test_unreadable_baseline_is_a_usage_error(tmp_path: Path) -> None:
         read_baseline(bad)
     with pytest.raises(UsageError, match="does not exist"):
         read_baseline(tmp_path / "none.json")
+
+
+def test_with_configured_limits_the_report_says_what_the_gate_says(tmp_path: Path) -> None:
+    from harness.gate.config import configured_limits, load_pyproject
+    from harness.report.html import write_report
+
+    config = tmp_path / "pyproject.toml"
+    config.write_text('[tool.harness.gate]\nleaked_streams = 20\ncancel_p99 = "1h"\n')
+    folder = _control_run(tmp_path / "runs")
+    write_report(folder, configured_limits(str(config)))
+    stored = [Check.from_dict(item) for item in json.loads((folder / SUMMARY).read_text())["checks"]]
+    limits = configured_limits(str(config))
+    assert limits == Limits(leaked_streams=20, cancel_p99_ms=3_600_000.0)
+    assert load_pyproject(config, required=True).limits == {"leaked_streams": 20, "cancel_p99_ms": 3_600_000.0}
+    verdict = gate(folder, GateOptions(limits=limits, write_summary=False))
+    assert stored == list(verdict.results)
+    (leaked,) = [c for c in stored if c.target == "eager" and c.check == "leaked_streams"]
+    assert leaked.state == "pass"  # 10 open, 20 allowed: the configured limit, in the report too
