@@ -7,6 +7,7 @@ run, and whether the four agree; then the judged figures behind any disagreement
 
     python benchmarks/profiling_verdicts.py                     # about 3 minutes
     python benchmarks/profiling_verdicts.py --scales 0.3 --runs-dir /tmp/pv
+    python benchmarks/profiling_verdicts.py --runs-dir /tmp/pv --rejudge     # judge those folders again, no runs
 """
 
 from __future__ import annotations
@@ -26,6 +27,13 @@ REPO = Path(__file__).resolve().parent.parent
 SCENARIO = "locustfiles/mixed.py"
 SCENARIO_S = 58.0
 PROFILES = (("on", "1"), ("off", "0"))
+
+
+def _rejudge(run_dir: Path) -> dict[str, Any]:
+    from harness.judge.summary import write_summary
+
+    (folder,) = [path for path in run_dir.iterdir() if path.is_dir()]
+    return write_summary(folder)
 
 
 def _run(scale: float, nframe: str, run_dir: Path) -> dict[str, Any]:
@@ -57,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", default="0.3,1", help="comma-separated scenario scales (default: 0.3,1)")
     parser.add_argument("--runs-dir", default="", help="keep the run folders here (default: a temporary folder)")
+    parser.add_argument("--rejudge", action="store_true", help="judge the run folders under --runs-dir again")
     args = parser.parse_args(argv)
     scales = [float(text) for text in args.scales.split(",") if text.strip()]
     root = Path(args.runs_dir) if args.runs_dir else Path(tempfile.mkdtemp(prefix="profiling-verdicts-"))
@@ -65,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         for label, nframe in PROFILES:
             name = f"scale {scale:g}, profiling {label}"
             print(f"running {name} ...", file=sys.stderr, flush=True)
-            runs[name] = _run(scale, nframe, root / f"s{scale:g}-p{label}")
+            run_dir = root / f"s{scale:g}-p{label}"
+            runs[name] = _rejudge(run_dir) if args.rejudge else _run(scale, nframe, run_dir)
     states: dict[tuple[str, str], dict[str, tuple[str, str]]] = {}
     for name, summary in runs.items():
         for check in summary["checks"]:

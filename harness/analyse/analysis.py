@@ -38,7 +38,8 @@ targets.<name>.upstream.basis                   id:prompt|id:header|id:user|id:q
   .orphan_stream_seconds                        total time upstream streams stayed open after their client left
   .upstream_open_at_end_kernel / _relay         ESTABLISHED connections to the upstream (connections.csv) and the
                                                 relay's open_upstream_streams (stats.csv), last reading in drain
-targets.<name>.cancellation.left_streams        matched streams the client left
+targets.<name>.cancellation.left_streams        matched streams the client left (not while a snapshot stalled it:
+  .left_during_snapshots                        those are left out of every cancellation figure, and counted)
   .closed, .never_closed, .upstream_ended_first upstream closed after the client left / never / before it left
   .latency_p50_ms .. latency_max_ms             client end -> upstream end, over closed streams
   .tokens_produced                              tokens the upstream sent on the target's matched streams
@@ -74,6 +75,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -154,6 +156,30 @@ def _died(run: RunData, name: str) -> dict[str, Any]:
     return {"died": True, "died_at_s": run.windows.relative(float(first["t"])), "detail": str(first["detail"])}
 
 
+_STALL = re.compile(r"stalled ([0-9.]+) s")
+_STALL_LEAD_S = 0.5
+"""A client that left this shortly before a snapshot began is cancelled during the stall too."""
+
+
+def _outside_snapshot_stalls(run: RunData, name: str, matched: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """The pairs whose client did not leave while a tracemalloc snapshot stalled the target, and how many did.
+
+    A snapshot holds the target's GIL for up to a second or more (events.csv ``tracemalloc_snapshot``: "the target
+    stalled 1.2 s"): a client leaving then is cancelled late because of the instrument, not the server.
+    """
+    rows = run.events[(run.events["kind"] == "tracemalloc_snapshot") & (run.events["name"] == name)]
+    if rows.empty or matched.empty:
+        return matched, 0
+    ends = matched["client_end"].to_numpy(dtype=float)
+    inside = np.zeros(len(matched), dtype=bool)
+    for t, detail in zip(rows["t"], rows["detail"], strict=True):
+        found = _STALL.search(str(detail))
+        stall = float(found.group(1)) if found else 1.0
+        inside |= (ends >= float(t) - _STALL_LEAD_S) & (ends <= float(t) + stall)
+    inside &= (matched["outcome"] == "left").to_numpy()
+    return matched[~inside], int(inside.sum())
+
+
 def _judged_series(samples: pd.DataFrame, run: RunData, clients: pd.DataFrame) -> tuple[str, Any, Any]:
     """RSS, or traced memory for a target under the probe (snapshots inflate RSS, never the traced heap)."""
     traced = memory_figures(samples, run.windows, clients, column="traced_bytes")
@@ -180,14 +206,16 @@ def _analyse_target(run: RunData, name: str, role: str, churn_rounds: int) -> di
     matched = pd.DataFrame()
     is_relay = role == "relay" or (role == "unknown" and len(clients) > 0)
     phases: list[Any] = []
+    stalled_out = 0
     if is_relay:
         attribution = attribute(run, name)
         matched = attribution.matched
         upstream = upstream_figures(run, name, attribution)
+        judged, stalled_out = _outside_snapshot_stalls(run, name, matched)
         if upstream.basis != "aggregate":
-            cancel = cancellation_figures(attribution.matched, run.windows.end)
+            cancel = cancellation_figures(judged, run.windows.end)
         excess = excess_series(run, name, attribution.upstream)
-        phases = [asdict(phase) for phase in per_phase(attribution.matched, run.windows.end, run.phases, excess)]
+        phases = [asdict(phase) for phase in per_phase(judged, run.windows.end, run.phases, excess)]
     not_relay = f"{name} is the {role}, not a relay" if role != "unknown" else f"{name} has no client streams"
     cancel_reason = not_relay if upstream is None else upstream.note
     client = client_figures(clients) if len(clients) else None
@@ -205,7 +233,7 @@ def _analyse_target(run: RunData, name: str, role: str, churn_rounds: int) -> di
             f"no slow or stalled reader of {name} in this run" if memory is not None else f"no samples for {name}",
         ),
         "upstream": _section(upstream, not_relay),
-        "cancellation": _section(cancel, cancel_reason),
+        "cancellation": {**_section(cancel, cancel_reason), "left_during_snapshots": stalled_out},
         "cancellation_phases": phases,
         "clients": _section(client, f"no client streams were recorded for {name}"),
         "churn": _section(churn, "no churn phase in this run" if churn_phase(run) is None else "no readings"),

@@ -9,8 +9,9 @@ The run is cut into stretches by whether any slow or stalled reader of the targe
   per connection).
 - *Backlog under slow readers*: for each slow stretch, its highest level (rolling median) minus the level before
   the slow readers came (median of the last quarter of the stretch before), less what the requests served in
-  between explain at the per-request rate; the largest over the stretches. Also per slow client at the peak, and
-  how much of it was released once they left.
+  between explain at the per-request rate; the largest over the stretches. Also per slow client at the peak, how
+  much of it was released once they left, and whether it was still rising in the stretch's second half (the
+  Theil-Sen slope's 95% lower bound): a bounded buffer fills and stops, a backlog grows for as long as they stay.
 
 Levels are medians and rolling medians, so single spikes (a snapshot, a GC pause) move nothing. The series is
 ``rss_bytes`` or, for a target under the tracemalloc probe, ``traced_bytes`` (RSS never shrinks back; the traced
@@ -19,7 +20,7 @@ heap does, and snapshots do not inflate it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -72,6 +73,15 @@ class BacklogFigures:
     held_per_slow_client_bytes: float | None
     released_bytes: float | None
     """How far the level fell once they left (level after the stretch vs its highest); None when nothing follows."""
+    late_slope_low_bytes_per_s: float | None
+    """95% lower bound of the Theil-Sen slope over the stretch's second half; None with too few samples."""
+    rising_backlog_bytes: float
+    """The largest backlog among the stretches whose second half still rose at ``rising_slope_low_bytes_per_s``
+    (the slowest such rise), 0 when none rose: the judge confirms a growing backlog with it."""
+    rising_slope_low_bytes_per_s: float | None
+    rising_slope_per_slow_client_bytes_per_s: float | None
+    """That slope per slow client connected at its peak: an unbounded buffer grows by about the upstream's rate for
+    each, a bounded one not at all once full."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +147,14 @@ def _slope_per_request(frame: pd.DataFrame, clients: pd.DataFrame) -> float:
     return float(stats.theilslopes(y, x).slope)
 
 
+def _late_slope_low(frame: pd.DataFrame) -> float | None:
+    half = frame[frame["t"] >= (frame["t"].iloc[0] + frame["t"].iloc[-1]) / 2]
+    if len(half) < _MIN_STRETCH_SAMPLES or half["t"].nunique() < 2:
+        return None
+    t, y = thin(half["t"].to_numpy(dtype=float), half["value"].to_numpy(dtype=float))
+    return float(stats.theilslopes(y, t - t[0], alpha=0.95).low_slope)
+
+
 def per_request_figures(
     series: pd.DataFrame, windows: Windows, clients: pd.DataFrame, column: str = "rss_bytes"
 ) -> PerRequestFigures | None:
@@ -176,6 +194,7 @@ def backlog_figures(
         rate = max(0.0, per_request.per_1000_requests_bytes / 1000.0)
     slow = _slow_clients(clients)
     best: BacklogFigures | None = None
+    found: list[BacklogFigures] = []
     count = sum(stretch.slow for stretch in stretches)
     for index, stretch in enumerate(stretches):
         if not stretch.slow:
@@ -208,7 +227,27 @@ def backlog_figures(
             peak_slow_clients=peak_slow,
             held_per_slow_client_bytes=(held - explained) / peak_slow if peak_slow else None,
             released_bytes=released,
+            late_slope_low_bytes_per_s=_late_slope_low(stretch.frame),
+            rising_backlog_bytes=0.0,
+            rising_slope_low_bytes_per_s=None,
+            rising_slope_per_slow_client_bytes_per_s=None,
         )
+        found.append(figures)
         if best is None or figures.backlog_bytes > best.backlog_bytes:
             best = figures
-    return best
+    if best is None:
+        return None
+    rising = [f for f in found if f.late_slope_low_bytes_per_s is not None and f.late_slope_low_bytes_per_s > 0]
+    if not rising:
+        return best
+
+    def per_client(figures: BacklogFigures) -> float:
+        return (figures.late_slope_low_bytes_per_s or 0.0) / max(1, figures.peak_slow_clients)
+
+    top = max(rising, key=lambda f: (per_client(f), f.backlog_bytes))
+    return replace(
+        best,
+        rising_backlog_bytes=top.backlog_bytes,
+        rising_slope_low_bytes_per_s=top.late_slope_low_bytes_per_s,
+        rising_slope_per_slow_client_bytes_per_s=per_client(top),
+    )

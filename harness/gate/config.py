@@ -12,6 +12,8 @@ key                         default      meaning
 backlog                     "16MiB"      memory held for slow readers: fail at or above (or ...)
 backlog_share               "25%"        ... this share of the target's baseline, when larger
 backlog_warn                "4MiB"       ... warn at or above
+backlog_rising              "1MiB"       ... fail at or above when still rising at backlog_rate late in their stay
+backlog_rate                "64KiB"      per second and slow client: the rise late in their stay that confirms it
 per_request                 "1MiB"       memory retained per 1,000 requests with no slow reader: fail
 per_request_min             "4MiB"       ... once the retained growth itself reaches this
 per_request_min_requests    30           fewer requests with no slow reader connected: not judged
@@ -20,7 +22,7 @@ cancel_p99                  "2s"         p99 from a client leaving to its upstre
 cancel_p99_warn             "500ms"      ... warn above
 after_leave_share           "20%"        tokens produced after clients left, of all produced: fail
 after_leave_warn_share      "10%"        ... warn above
-churn_kept                  10           descriptors/threads/tasks kept per 1,000 churn connections
+churn_kept                  100          descriptors/threads/tasks kept per 1,000 churn connections
 churn_rounds                4            rounds of the churn phase; a leak rises in every one after the first
 stalled_hold                "10s"        a client that reads nothing held longer than this: stalled_state
 stalled_state               "warn"       "warn" or "fail"
@@ -59,6 +61,8 @@ LIMIT_KEYS: dict[str, tuple[str, Callable[[object, str], Any]]] = {
     "backlog": ("backlog_bytes", values.size_value),
     "backlog_share": ("backlog_share", values.share_value),
     "backlog_warn": ("backlog_warn_bytes", values.size_value),
+    "backlog_rising": ("backlog_rising_bytes", values.size_value),
+    "backlog_rate": ("backlog_rate_bytes_per_s", values.size_value),
     "per_request": ("per_request_bytes", values.size_value),
     "per_request_min": ("per_request_min_bytes", values.size_value),
     "per_request_min_requests": ("per_request_min_requests", values.count_value),
@@ -78,7 +82,7 @@ CONFIG_KEYS = (*LIMIT_KEYS, *_OTHER_KEYS)
 _REPLACED = {
     "memory_growth": "backlog (slow readers) and per_request (growth per 1,000 requests)",
     "memory_growth_share": "backlog_share",
-    "memory_rate": "backlog and per_request (memory is judged by its cause, not by a trend)",
+    "memory_rate": "backlog_rate (the trend now confirms a backlog under slow readers)",
     "memory_min": "backlog_warn and per_request_min",
 }
 

@@ -32,6 +32,13 @@ def _basis(upstream: Mapping[str, Any]) -> str:
     return f"basis {basis}"
 
 
+def _snapshots(cancel: Mapping[str, Any]) -> str:
+    count = int(cancel.get("left_during_snapshots") or 0)
+    if not count:
+        return ""
+    return f"; {plural(count, 'stream')} left out: the client left while a tracemalloc snapshot stalled the target"
+
+
 def _phases(phases: Sequence[Mapping[str, Any]]) -> str:
     """'by phase: reset wave p99 12 ms over 40; before-headers wave 12 of 12 never closed'."""
     parts = []
@@ -139,7 +146,7 @@ def _latency(
     if never > NEVER_CLOSED_SHARE * left:
         sentence = (
             f"{never} of {left} streams whose client left never closed upstream, so the p99 lies beyond the run "
-            f"({limit}); {_basis(upstream)}{_phases(phases)}"
+            f"({limit}); {_basis(upstream)}{_snapshots(cancel)}{_phases(phases)}"
         )
         return Check(target, name, "fail", None, limits.cancel_p99_ms, "ms", sentence, support)
     if p99 is None:
@@ -147,7 +154,7 @@ def _latency(
     text = f"p99 {float(p99):.0f} ms from a client leaving to its upstream closing"
     rest = (
         f"over {plural(left, 'left stream')}; p50 {float(cancel.get('latency_p50_ms') or 0):.0f} ms; "
-        f"{_basis(upstream)}{_phases(phases)}"
+        f"{_basis(upstream)}{_snapshots(cancel)}{_phases(phases)}"
     )
     if p99 > limits.cancel_p99_ms:
         return Check(target, name, "fail", float(p99), limits.cancel_p99_ms, "ms", f"{text} ({limit}); {rest}", support)

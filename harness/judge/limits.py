@@ -99,6 +99,13 @@ class Limits:
     """Of the target's baseline memory: the backlog limit is the larger of ``backlog_bytes`` and this share."""
     backlog_warn_bytes: float = 4 * _MIB
     """A backlog at or above this (and under the limit) warns."""
+    backlog_rising_bytes: float = 1 * _MIB
+    """A backlog still rising at ``backlog_rate`` late in the slow readers' stay fails from this size: it grows for
+    as long as they stay (a bounded buffer fills and stops), so its size says more about the scenario's length."""
+    backlog_rate_bytes_per_s: float = 64 * _KIB
+    """Per slow client: the Theil-Sen slope's 95% lower bound over the second half of their stay that confirms a
+    growing backlog. Measured in mixed.py: the eager relay 110 KiB/s per slow client at the least (profiled, scale
+    0.3), lazy and bounded 29 KiB/s at the most (RSS on a loaded machine: a bounded buffer filling slowly)."""
     per_request_bytes: float = 1 * _MIB
     """Memory retained per 1,000 requests served with no slow reader connected: fail at or above."""
     per_request_min_bytes: float = 4 * _MIB
@@ -117,9 +124,10 @@ class Limits:
     after_leave_warn_share: float = 0.10
     """... warn above. 10%, not 5%: under the tracemalloc probe a correct relay runs 2.5-4x slower and produces a
     token or two more per left stream (measured 6.3% at --scenario-scale 0.3 against 0.2% without the probe)."""
-    churn_kept_per_1000: float = 10.0
+    churn_kept_per_1000: float = 100.0
     """Descriptors, threads or tasks kept per 1,000 connections of the churn phase: fail at or above, when the
-    count also rose in every round."""
+    count also rose in every round. A leak keeps about 1,000 (one per connection); connections still in flight at
+    a round's end read as up to 26 per 1,000 in a 300-connection churn (measured)."""
     churn_rounds: int = 4
     """Rounds the churn phase is cut into; a leak rises in every round after the first."""
     stalled_hold_s: float = 10.0
@@ -133,6 +141,7 @@ class Limits:
         """Raise ValueError naming the first pair whose warn limit lies above its fail limit."""
         pairs = (
             ("backlog_warn", self.backlog_warn_bytes, "backlog", self.backlog_bytes),
+            ("backlog_rising", self.backlog_rising_bytes, "backlog", self.backlog_bytes),
             ("cancel_p99_warn", self.cancel_p99_warn_ms, "cancel_p99", self.cancel_p99_ms),
             ("after_leave_warn_share", self.after_leave_warn_share, "after_leave_share", self.after_leave_share),
         )

@@ -1,8 +1,9 @@
 """The memory checks, named by their cause (figures: harness/analyse/memory_causes.py).
 
 backlog_slow_readers  memory held while slow or stalled readers are connected, beyond what the requests served
-                      meanwhile explain: fail at ``backlog`` (or ``backlog_share`` of the baseline), warn at
-                      ``backlog_warn``
+                      meanwhile explain: fail at ``backlog`` (or ``backlog_share`` of the baseline), or at
+                      ``backlog_rising`` when still rising at ``backlog_rate`` in the second half of their
+                      stay; else warn at ``backlog_warn``
 growth_per_request    memory retained per 1,000 requests served with no slow reader connected: fail at
                       ``per_request`` once the growth itself reaches ``per_request_min``
 """
@@ -46,12 +47,29 @@ def check_backlog(target: str, figures: Mapping[str, Any], limits: Limits) -> Ch
         f"peak at {float(backlog['peak_at_s']):.0f} s with {plural(int(backlog['peak_slow_clients']), 'slow client')}"
         + (f" ({size(float(per_client))} each)" if per_client is not None and held > 0 else ""),
     ]
+    late_value = backlog.get("rising_slope_per_slow_client_bytes_per_s")
+    late = None if late_value is None else float(late_value)
+    rising_held = float(backlog.get("rising_backlog_bytes") or 0.0)
+    rising = late is not None and late >= limits.backlog_rate_bytes_per_s
+    if rising and late is not None:
+        supporting.append(
+            f"{size(rising_held)} of it was still rising at at least {size(late)}/s per slow client late in their "
+            f"stay (95% lower bound; {size(limits.backlog_rate_bytes_per_s)}/s confirms a growing backlog)"
+        )
+    else:
+        supporting.append(
+            f"no stay ended still rising at {size(limits.backlog_rate_bytes_per_s)}/s per slow client (95% lower "
+            "bound): a buffer that filled, not a growing backlog"
+        )
     if released is not None:
         supporting.append(f"after they left it {change(float(released), up='rose by', down='fell by')}")
     supporting.append(f"{plural(int(backlog['slow_streams']), 'slow-reader stream')}")
     state: State
     if held >= fail_at:
         state, limit, against = "fail", fail_at, f"(limit {limit_text})"
+    elif rising_held >= limits.backlog_rising_bytes and rising:
+        state, limit = "fail", limits.backlog_rising_bytes
+        against = f"(limit {size(limits.backlog_rising_bytes)} while still rising, {limit_text} in any case)"
     elif held >= limits.backlog_warn_bytes:
         state, limit, against = (
             "warn",
@@ -77,6 +95,8 @@ def check_backlog(target: str, figures: Mapping[str, Any], limits: Limits) -> Ch
             "held_per_slow_client_bytes": per_client,
             "peak_slow_clients": backlog.get("peak_slow_clients"),
             "released_bytes": released,
+            "rising_backlog_bytes": rising_held,
+            "rising_slope_per_slow_client_bytes_per_s": late,
             "baseline_bytes": baseline,
         },
     )

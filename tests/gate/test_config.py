@@ -37,7 +37,7 @@ def test_defaults_are_the_documented_ones() -> None:
     limits = Limits()
     assert (limits.backlog_warn_bytes, limits.backlog_bytes, limits.backlog_share) == (4 * MIB, 16 * MIB, 0.25)
     assert (limits.per_request_bytes, limits.per_request_min_bytes) == (1 * MIB, 4 * MIB)
-    assert (limits.churn_kept_per_1000, limits.churn_rounds) == (10.0, 4)
+    assert (limits.churn_kept_per_1000, limits.churn_rounds) == (100.0, 4)
     assert (limits.stalled_hold_s, limits.stalled_state) == (10.0, "warn")
     assert limits.leaked_streams == 0
     assert (limits.cancel_p99_warn_ms, limits.cancel_p99_ms) == (500.0, 2000.0)

@@ -126,3 +126,13 @@ def test_the_relative_floor_raises_the_backlog_limit_of_a_big_process() -> None:
     assert check.state == "warn"
     assert "fail at 100.0 MiB = 25% of its 400.0 MiB baseline" in check.sentence
     assert check_backlog("big", figures, Limits(backlog_share=0.1)).state == "fail"
+
+
+def test_a_small_backlog_still_rising_fails_and_a_buffer_that_filled_only_warns(tmp_path: Path) -> None:
+    rising = _checks(tmp_path / "rising", {"eager": _ramp(10.0, 25.0, 5 * MIB)})[("eager", "backlog_slow_readers")]
+    assert rising.state == "fail", rising.sentence
+    assert "(limit 1.0 MiB while still rising, 16.0 MiB in any case)" in rising.sentence
+    assert "was still rising at at least " in rising.sentence
+    filled = _checks(tmp_path / "filled", {"pooled": _ramp(10.0, 13.0, 6 * MIB)})[("pooled", "backlog_slow_readers")]
+    assert filled.state == "warn", filled.sentence
+    assert "a buffer that filled, not a growing backlog" in filled.sentence

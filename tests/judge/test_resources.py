@@ -29,7 +29,7 @@ def test_one_descriptor_kept_per_connection_fails(tmp_path: Path) -> None:
     check = _churn(tmp_path, lambda t: 12 + 20 * min(max(t - 10.0, 0.0), 20.0))  # one per connection, for good
     assert check.state == "fail", check.sentence
     assert 900 < (check.figure or 0) <= 1000
-    assert check.sentence.startswith("1000.0 descriptors kept per 1,000 connections (limit 10, when it rises in")
+    assert check.sentence.startswith("1000.0 descriptors kept per 1,000 connections (limit 100, when it rises in")
     assert "it rose in every one of 3 rounds" in check.sentence
 
 

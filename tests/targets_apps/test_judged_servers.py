@@ -76,7 +76,7 @@ def test_per_connection_and_per_request_leaks_in_the_disconnect_scenario(tmp_pat
     leak = checks[("heartbeat-leak", "churn_resources")]
     assert leak["state"] == "fail", leak["sentence"]
     assert (
-        " asyncio tasks kept per 1,000 connections (limit 10, when it rises in every round); it rose in every"
+        " asyncio tasks kept per 1,000 connections (limit 100, when it rises in every round); it rose in every"
         in (leak["sentence"])
     )
     assert state("heartbeat", "churn_resources") == "pass", checks[("heartbeat", "churn_resources")]["sentence"]
