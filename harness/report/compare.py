@@ -65,7 +65,9 @@ def _cancel(column: str) -> Callable[[RunData, str], np.ndarray]:
 DISTRIBUTIONS = (
     Distribution("ttfb", "time to first byte", "ms", lambda lim: lim.large_ms, _timing("ttfb_s")),
     Distribution("ttft", "time to first token", "ms", lambda lim: lim.large_ms, _timing("ttft_s")),
-    Distribution("token_gap", "token gap (mean per stream)", "ms", lambda lim: 1.0, _timing("token_gap_s")),
+    Distribution(
+        "token_gap", "token gap (mean per stream)", "ms", lambda lim: lim.large_ms / 20, _timing("token_gap_s")
+    ),
     Distribution("cancel_latency", "cancellation latency", "ms", lambda lim: lim.large_ms, _cancel("latency_ms")),
     Distribution(
         "after_leave",
@@ -113,15 +115,24 @@ def _distribution_rows(runs: Sequence[Run], names: Sequence[str], limits: Compar
                 where.append((len(rows), index))
                 raw.append(compare_values(reference, other if other is not None else [], figure.floor(limits), limits))
                 cells.append({})
-            rows.append({"target": name, "label": f"{figure.label} (median)", "key": figure.key, "cells": cells})
+            rows.append(
+                {
+                    "target": name,
+                    "label": f"{figure.label} (median)",
+                    "key": figure.key,
+                    "unit": figure.unit,
+                    "cells": cells,
+                }
+            )
     for (row, index), comparison in zip(where, holm(raw, limits.alpha), strict=True):
         if comparison.p_value is None:
             test = f"too few streams to test (n = {comparison.n_reference} vs {comparison.n_other})"
         else:
             test = f"n = {comparison.n_reference} vs {comparison.n_other}, p = {comparison.p_adjusted:.2g} (Holm)"
+        unit = rows[row]["unit"]
         rows[row]["cells"][index] = {
-            "text": _number(comparison.median_other, rows[row]["key"] == "after_leave" and "tokens" or "ms"),
-            "change": _change_text(comparison, "tokens" if rows[row]["key"] == "after_leave" else "ms"),
+            "text": _number(comparison.median_other, unit),
+            "change": _change_text(comparison, unit),
             "test": test,
             "mark": comparison.direction(),
             "significant": comparison.significant,

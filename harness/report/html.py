@@ -149,7 +149,7 @@ def render_report(run: RunData, summary: dict[str, Any]) -> str:
             status=run_info.get("status"),
             incomplete=run_info.get("incomplete_reason"),
             notes=summary.get("notes", []),
-            checks=[c for c in checks if c.target != RUN],
+            checks=[c for c in checks if c.target == RUN] + [c for c in checks if c.target != RUN],
             run_checks=[c for c in checks if c.target == RUN],
             glance=glance(checks),
             state_class=state_class,
