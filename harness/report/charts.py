@@ -25,7 +25,7 @@ SECTIONS = (
     ("upstream", "Upstream streams against client streams", ("orphans", "streams", "tokens")),
     ("cancellation", "Cancellation, wave by wave", ("latency",)),
     ("clients", "What the clients saw", ("ttft", "gap", "timings")),
-    ("cpu", "CPU", ("cpu",)),
+    ("resources", "CPU and per-connection resources", ("cpu", "tasks", "fds")),
 )
 """The page's sections: anchor, heading, chart keys in order."""
 
@@ -36,7 +36,7 @@ def build_charts(run: RunData, colors: dict[str, str] | None = None) -> list[Cha
     built = {
         chart.key: chart
         for chart in (
-            *(process_chart(ctx, key) for key in ("memory", "traced", "buffer", "cpu")),
+            *(process_chart(ctx, key) for key in ("memory", "traced", "buffer", "cpu", "tasks", "fds")),
             orphans_chart(ctx),
             streams_chart(ctx),
             tokens_chart(ctx),

@@ -78,6 +78,26 @@ PROCESS_CHARTS = {
         "CPU (% of one core)",
         "No CPU readings (cpu_percent is blank in samples.csv).",
     ),
+    "tasks": _Spec(
+        "Asyncio tasks per target (under the probe)",
+        "What the churn check counts per connection: a server that keeps a task per disconnected client climbs "
+        "with every connect-and-leave cycle and never comes back down; a correct one returns to its idle count.",
+        _samples,
+        "asyncio_tasks",
+        1.0,
+        "asyncio tasks",
+        "No target reported asyncio tasks (only Python targets under the probe do).",
+    ),
+    "fds": _Spec(
+        "Open file descriptors per target",
+        "Sockets and files each target holds, summed over its processes: a descriptor kept per closed connection "
+        "climbs with every cycle.",
+        _samples,
+        "num_fds",
+        1.0,
+        "descriptors",
+        "No descriptor counts (num_fds is blank in samples.csv).",
+    ),
 }
 """Chart key -> what it draws: a column of samples.csv or stats.csv, one line per target."""
 

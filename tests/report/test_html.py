@@ -70,7 +70,7 @@ def test_report_is_self_contained_with_every_chart_and_the_verdicts(tmp_path: Pa
     page = _parse(path)
     assert page.external == []
     assert page.charts == ["memory", "orphans", "streams", "tokens", "latency", "ttft", "timings"]
-    assert sorted(page.missing) == ["buffer", "cpu", "gap", "traced"]  # no stats, CPU, gaps or probe here
+    assert sorted(page.missing) == ["buffer", "cpu", "fds", "gap", "tasks", "traced"]  # none in the crafted run
     assert page.verdicts[("eager", "backlog_slow_readers")] == "fail"
     assert page.verdicts[("eager", "leaked_streams")] == "fail"
     assert page.verdicts[("lazy", "backlog_slow_readers")] == "pass"
