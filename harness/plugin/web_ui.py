@@ -64,13 +64,17 @@ def check_exposure(options: Any) -> str | None:
     )
 
 
-def checked_form(form: Any, options: Any, ui_actions: dict[str, Any]) -> tuple[str | None, dict[str, list[str]]]:
+def checked_form(
+    form: Any, options: Any, ui_actions: dict[str, Any], host: str | None = None
+) -> tuple[str | None, dict[str, list[str]]]:
     """(why a POST /swarm form must be refused, in one line, or None; the form with the harness's values in the form
     Locust's own conversion, ``type(current)(text)``, takes: ``4KiB`` becomes ``4096``)."""
     checked: dict[str, list[str]] = {}
     for key in form:
         values = form.getlist(key) if hasattr(form, "getlist") else [form[key]]
         checked[key] = list(values)
+        if key == "host" and host and values and values[-1] != host:
+            return f"host cannot be changed after launch: the targets are {host}", checked
         if key in LOCUST_FORM_FIELDS:
             continue
         action = ui_actions.get(key)
@@ -176,7 +180,7 @@ def install_web_ui(
     def guard_swarm() -> Any:
         if request.path != "/swarm" or request.method != "POST":
             return None
-        refusal, checked = checked_form(request.form, environment.parsed_options, ui_actions)
+        refusal, checked = checked_form(request.form, environment.parsed_options, ui_actions, environment.host)
         if refusal is None:
             request.form = ImmutableMultiDict([(key, value) for key, values in checked.items() for value in values])
             return None

@@ -59,6 +59,7 @@ def test_two_tests_in_one_session_each_get_a_folder_a_report_and_working_links(t
             {"harness_targets": "evil=http://127.0.0.1:9"},
             {"scenario_scale": "inf"},
             {"stream_api": "websocket"},
+            {"host": "http://127.0.0.1:9"},  # the form's host field shows the targets; they are fixed at launch
         ):
             status, answer = _post(base + "/swarm", {"user_count": "1", "spawn_rate": "1", **form})
             assert status == 400, (form, answer)
