@@ -6,36 +6,22 @@ with its deciding figure, and the basis the cancellation figures rest on. The se
 ``tests/targets_apps`` (see each module's docstring for its bug); ``tests/targets_apps/test_real_servers.py``
 asserts the same verdicts.
 
-    python benchmarks/real_servers.py [--scales 0.3 1] [--keep DIR]
+    python -m benchmarks.real_servers [--scales 0.3 1] [--keep DIR]      (from the repository root)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-RUNS = {
-    "disconnects": {
-        "fixed-ok": "fixed_proxy:app",
-        "fixed-bug": "fixed_proxy:ignores_disconnect_app",
-        "silent-ok": "silent_proxy:notices_app",
-        "silent-bug": "silent_proxy:waits_app",
-        "gateway-ok": "gateway:app",
-        "gateway-bug": "gateway:billing_app",
-    },
-    "slow_readers": {
-        "buffer-bug": "buffering_relay:unbounded_app",
-        "buffer-ok": "buffering_relay:bounded_app",
-        "fixed-ok": "fixed_proxy:app",
-        "gateway-ok": "gateway:app",
-    },
-}
+from tests.targets_apps.pairs import DISCONNECT_TARGETS, SLOW_READER_TARGETS, launch_flags
+
+RUNS = {"disconnects": DISCONNECT_TARGETS, "slow_readers": SLOW_READER_TARGETS}
 CHECKS = {
     "disconnects": ("leaked_streams", "cancel_latency", "tokens_after_leave"),
     "slow_readers": ("backlog_slow_readers", "leaked_streams"),
@@ -45,12 +31,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 def run(scenario: str, scale: str, targets: dict[str, str], run_dir: Path) -> Path:
     """One headless Locust run; the path of its run folder."""
-    python = shlex.quote(sys.executable)
     argv = [sys.executable, "-m", "locust", "-f", f"locustfiles/{scenario}.py", "--headless"]
-    argv += ["--scenario-scale", scale, "--run-dir", str(run_dir)]
-    for name, app in targets.items():
-        command = f"{python} -m uvicorn tests.targets_apps.{app} --host 127.0.0.1 --port {{port}} --no-access-log"
-        argv += ["--launch", f"{name}={command}"]
+    argv += ["--scenario-scale", scale, "--run-dir", str(run_dir), *launch_flags(targets)]
     subprocess.run(argv, cwd=REPO, check=False, capture_output=True, timeout=300)
     folders = sorted(run_dir.glob(f"{scenario}-*"), key=lambda path: path.stat().st_mtime)
     if not folders:

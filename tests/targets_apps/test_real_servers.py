@@ -16,8 +16,6 @@ import collections
 import contextlib
 import csv
 import json
-import shlex
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,38 +27,19 @@ from harness.analyse.memory import open_at
 from harness.analyse.run_data import load_run
 from harness.judge.limits import Limits
 from tests.support import assert_all_gone, locust
+from tests.targets_apps.pairs import DISCONNECT_TARGETS, SLOW_READER_TARGETS, launch_flags
 
-PY = shlex.quote(sys.executable)
 SCALES = ("0.3", "1")
-DISCONNECT_TARGETS = {
-    "fixed-ok": "fixed_proxy:app",
-    "fixed-bug": "fixed_proxy:ignores_disconnect_app",
-    "silent-ok": "silent_proxy:notices_app",
-    "silent-bug": "silent_proxy:waits_app",
-    "gateway-ok": "gateway:app",
-    "gateway-bug": "gateway:billing_app",
-}
-SLOW_READER_TARGETS = {
-    "buffer-bug": "buffering_relay:unbounded_app",
-    "buffer-ok": "buffering_relay:bounded_app",
-    "fixed-ok": "fixed_proxy:app",
-    "gateway-ok": "gateway:app",
-}
 MIXED = ("mixed", "0.2", SLOW_READER_TARGETS)
-CANCELLATION_CHECKS = ("leaked_streams", "cancel_latency", "tokens_after_leave")
+CANCELLATION_CHECKS = ("leaked_streams", "cancel_latency")
+"""The pair's cancellation verdict. tokens_after_leave is left out: disconnects.py's leaving streams are 5 tokens at
+50 tokens/s, so 20 ms of latency on a busy machine is already ~15% of such a stream, and correct servers scored
+0.2-12% (warn above 5%) from run to run; its state is checked apart (never fail for a correct server)."""
 BACKLOG_CHECKS = ("backlog_slow_readers",)
 _ORDER = ("pass", "not judged", "n/a", "warn", "fail")
 
 # The module's runs are shared by its tests and made by the first that needs them (about 3.5 min in all).
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
-
-
-def _launch_flags(targets: dict[str, str]) -> list[str]:
-    flags = []
-    for name, app in targets.items():
-        command = f"{PY} -m uvicorn tests.targets_apps.{app} --host 127.0.0.1 --port {{port}} --no-access-log"
-        flags += ["--launch", f"{name}={command}"]
-    return flags
 
 
 Spec = tuple[str, str, dict[str, str]]
@@ -78,7 +57,7 @@ def _runs(root: Path, specs: list[Spec]) -> dict[tuple[str, str], Path]:
                 locust(
                     root / f"{scenario}-{scale}",
                     *("-f", f"locustfiles/{scenario}.py", "--headless", "--scenario-scale", scale),
-                    *_launch_flags(targets),
+                    *launch_flags(targets),
                 )
             )
             for scenario, scale, targets in specs
@@ -144,9 +123,16 @@ def test_each_pair_is_judged_right_at_both_scales(runs: dict[tuple[str, str], Pa
         ("disconnects", "gateway-bug"): "fail",
         ("slow_readers", "buffer-bug"): "fail",
         ("slow_readers", "buffer-ok"): "pass",
+        ("slow_readers", "fixed-ok"): "pass",
+        ("slow_readers", "gateway-ok"): "pass",
     }
     for key, state in expected.items():
         assert table[key] == dict.fromkeys(SCALES, state), (key, dict(table))
+    for scale in SCALES:
+        checks = _summary(runs[("disconnects", scale)])["checks"]
+        for name in ("fixed-ok", "silent-ok", "gateway-ok"):
+            (after,) = [c for c in checks if c["target"] == name and c["check"] == "tokens_after_leave"]
+            assert after["state"] in ("pass", "warn"), (scale, name, after["sentence"])
 
 
 def test_a_proxy_that_forwards_nothing_is_paired_through_the_response_and_the_gateway_through_the_prompt(
