@@ -56,8 +56,14 @@ class Interrupts:
         return True
 
     def _sigint(self, signum: int, frame: FrameType | None) -> Any:
-        self._record(signum)
-        raise KeyboardInterrupt
+        if not self._record(signum):
+            # A second Ctrl-C would cut the stop short and lose the run: ignored (SIGKILL still ends Locust, and
+            # then the watchdog ends what it started).
+            log.warning("already stopping: the run folder is being finished (SIGKILL forces the exit)")
+            return
+        # Ctrl-C's KeyboardInterrupt, delivered to the main greenlet by the loop (raised here, in whatever greenlet
+        # runs, gevent would print it as a crash first)
+        gevent.kill(self._main, KeyboardInterrupt)
 
     def _sigterm(self) -> None:
         first = self._record(signal.SIGTERM)

@@ -10,6 +10,7 @@ import csv
 import json
 import os
 import signal
+import time
 import urllib.parse
 import urllib.request
 import uuid
@@ -46,8 +47,13 @@ def test_sigint_mid_run_stops_the_stack(tmp_path: Path) -> None:
         pids = [target["pid"] for target in run.meta()["targets"]]
         assert len(pids) == 6  # three relays, each with its own upstream
         assert all(psutil.pid_exists(pid) for pid in pids)
+        run.wait_for("streams", lambda: len(run.table("clients")) > 0)
         os.kill(run.proc.pid, signal.SIGINT)
+        time.sleep(0.3)
+        os.kill(run.proc.pid, signal.SIGINT)  # an impatient second Ctrl-C must not cut the stop short
         assert run.wait(30) == 128 + signal.SIGINT
+        assert run.table("upstream_streams")
+        assert "Traceback" not in run.output()
         assert_all_gone(run.tag)
         assert run.meta()["status"] == "interrupted"
         assert run.meta()["interrupted_by"] == "SIGINT"
