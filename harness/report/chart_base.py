@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go  # type: ignore[import-untyped]
 
 from harness.analyse.run_data import RunData
+from harness.analyse.upstream import match_streams
 from harness.report.palette import target_colors
 
 __all__ = ["MIB", "Chart", "ChartContext", "figure_json", "finish", "fit_axes", "line", "time_chart"]
@@ -46,6 +48,13 @@ class ChartContext:
 
     run: RunData
     colors: dict[str, str]
+    _matched: dict[str, pd.DataFrame] = field(default_factory=dict, compare=False, repr=False)
+
+    def matched(self, name: str) -> pd.DataFrame:
+        """``match_streams`` of one target, computed once per page (several charts draw it)."""
+        if name not in self._matched:
+            self._matched[name] = match_streams(self.run, name)
+        return self._matched[name]
 
     @classmethod
     def of(cls, run: RunData, colors: dict[str, str] | None = None) -> ChartContext:
@@ -204,8 +213,8 @@ def line(ctx: ChartContext, name: str, x: Iterable[Any], y: Iterable[Any], **sty
     label = style.pop("label", name)
     extra = style.pop("line", {})
     return go.Scatter(
-        x=list(x),
-        y=list(y),
+        x=np.asarray(x, dtype=float),  # arrays, not lists: plotly validates a list element by element
+        y=np.asarray(y, dtype=float),
         name=label,
         legendgroup=name,
         mode=style.pop("mode", "lines"),

@@ -12,7 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go  # type: ignore[import-untyped]
 
 from harness.analyse.cancellation import per_stream_cancellation
-from harness.analyse.upstream import match_streams, stream_timeline
+from harness.analyse.upstream import stream_timeline
 from harness.report.chart_base import Chart, ChartContext, finish, fit_axes, line, time_chart
 
 __all__ = ["latency_chart", "orphans_chart", "relays", "streams_chart", "tokens_chart", "window_s"]
@@ -58,7 +58,7 @@ def streams_chart(ctx: ChartContext) -> Chart:
     for name in relays(ctx):
         if not (ctx.run.clients["target"] == name).any():
             continue
-        means = _windowed(ctx, name, match_streams(ctx.run, name))
+        means = _windowed(ctx, name, ctx.matched(name))
         fig.add_trace(line(ctx, name, means["t"], means["clients"], label=f"{name} clients", line={"shape": "hv"}))
         if "upstream" in means:
             x, y, label = means["t"], means["upstream"], f"{name} upstream"
@@ -100,7 +100,7 @@ def orphans_chart(ctx: ChartContext) -> Chart:
     )
     fig = go.Figure()
     for name in relays(ctx):
-        matched = match_streams(ctx.run, name)
+        matched = ctx.matched(name)
         if len(matched):
             means = _windowed(ctx, name, matched)
             x, y, how = means["t"], means["orphans"], "from stream records"
@@ -137,7 +137,7 @@ def tokens_chart(ctx: ChartContext) -> Chart:
     grid = np.linspace(run.windows.start, run.windows.end, _GRID_POINTS)
     fig = go.Figure()
     for name in relays(ctx):
-        matched = match_streams(run, name)
+        matched = ctx.matched(name)
         if matched.empty:
             continue
         up_end = matched["up_end"].to_numpy(dtype=float)
@@ -177,7 +177,7 @@ def latency_chart(ctx: ChartContext) -> Chart:
     run = ctx.run
     fig = go.Figure()
     for name in relays(ctx):
-        matched = match_streams(run, name)
+        matched = ctx.matched(name)
         rows = per_stream_cancellation(matched, run.windows.end)
         if rows.empty:
             continue
