@@ -102,7 +102,7 @@ def test_backlogs_and_stalled_clients_in_the_slow_reader_scenario(tmp_path: Path
     assert backlog["state"] == "fail", backlog["sentence"]
     per_request = checks[("audit-leak", "backlog_slow_readers")]
     assert per_request["state"] != "fail", per_request["sentence"]
-    assert per_request["supporting"]["held_per_slow_client_bytes"] < 1 << 20
+    assert "a buffer that filled, not a growing backlog" in per_request["sentence"]
     held = checks[("no-send-timeout", "stalled_clients")]
     assert held["state"] == "warn", held["sentence"]
     assert "no send timeout let them go" in held["sentence"]
