@@ -4,8 +4,8 @@ shows the same measures, colours and phase bands as the report will, one chart p
 :class:`LiveCharts` rebuilds them from the run folder at most every few seconds (reading a folder mid-run is what
 ``load_run`` allows: the last phase is open, upstream per-stream records arrive at the stop) and hands the page one
 JSON answer. Building takes 0.3-1 s of CPU for a 20 s run of the bundled stack (measured on the shared 2-core
-machine), so it is done only while someone watches,
-and the web route runs it outside the gevent loop (live_view.py), so Locust's users are not held up.
+machine), so it is done only while someone watches, and the web route (harness.plugin.web_ui) runs it in gevent's
+thread pool, so Locust's users are not held up.
 """
 
 from __future__ import annotations
