@@ -193,21 +193,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _OUTPUTS = {
-    "log_dir": ("--log-dir", True),
-    "json": ("--json", False),
-    "out": ("--out", False),
-    "junit": ("--junit", False),
-    "markdown": ("--markdown", False),
-    "save_baseline": ("--save-baseline", False),
+    "serve": {"log_dir": ("--log-dir", True), "json": ("--json", False)},
+    "agent": {"out": ("--out", True)},
+    "compare": {"out": ("--out", False)},
+    "gate": {
+        "junit": ("--junit", False),
+        "markdown": ("--markdown", False),
+        "save_baseline": ("--save-baseline", False),
+    },
 }
-"""Where a command writes: refused before it starts when it cannot be written."""
+"""Where each command writes (dest: flag, is a folder): refused before it starts when it cannot be written."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        check_writable(args, _OUTPUTS)
+        check_writable(args, _OUTPUTS.get(args.command, {}))
         code: int = args.run(args)
     except UsageError as error:
         parser.exit(error.exit_code, f"harness: error: {error}\n")
