@@ -280,3 +280,18 @@ def probed_program(tmp_path: Path, name: str = "grower") -> Iterator[tuple[Probe
         yield ProbeClient.for_child(child), grow, child
     finally:
         child.stop(grace_s=3)
+
+
+def run_python(script: str, *args: str, timeout_s: float = 60.0) -> list[str]:
+    """Run ``script`` with ``python -c`` in the repository (gevent's monkey patching stays out of pytest this way);
+    its stdout lines, after asserting it exited 0 (stderr's tail in the message)."""
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        cwd=REPO,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.splitlines()

@@ -4,9 +4,8 @@ reset is a broken stream. Run in a monkey-patched subprocess, as Locust runs the
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
+
+from tests.support import run_python
 
 SCRIPT = r"""
 from gevent import monkey
@@ -57,16 +56,7 @@ print(json.dumps(result))
 
 
 def test_deadlines_data_and_resets_under_gevent() -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd=Path(__file__).parents[2],
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.splitlines()[-1])
+    result = json.loads(run_python(SCRIPT, timeout_s=30)[-1])
     assert result["cooperative"]
     assert result["read_for_s"] > 1.0  # twelve gaps of 0.1 s under a 0.3 s deadline: no timeout
     assert 0.29 <= result["timed_out_after_s"] < 1.0

@@ -7,15 +7,12 @@ that imports harness.load.stream and prints one JSON object per stream (its reco
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from harness.runfolder import CLIENT_COLUMNS
-from tests.support import Stack
+from tests.support import Stack, run_python
 
 SCRIPT = r"""
 from gevent import monkey
@@ -69,18 +66,9 @@ for job in jobs:
 
 
 def run_streams(urls: dict[str, str], cases: list[dict[str, Any]], timeout_s: float = 90) -> list[dict[str, Any]]:
-    config = {"urls": urls, "cases": cases}
-    done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, json.dumps(config)],
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        cwd=Path(__file__).parents[2],
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    results = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    assert len(results) == len(cases), done.stdout + done.stderr[-2000:]
+    lines = run_python(SCRIPT, json.dumps({"urls": urls, "cases": cases}), timeout_s=timeout_s)
+    results = [json.loads(line) for line in lines if line.startswith("{")]
+    assert len(results) == len(cases), lines
     for result in results:
         assert "error" not in result, result
     return results
