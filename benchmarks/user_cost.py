@@ -124,7 +124,7 @@ def child(kind: str, url: str, streams: int, rate: str, window_s: float, ramp_ti
 
 
 def _stats(url: str) -> dict[str, Any]:
-    with urllib.request.urlopen(url + "/__harness/stats", timeout=10) as response:
+    with urllib.request.urlopen(url + "/__harness/stats", timeout=60) as response:  # a busy upstream answers late
         stats: dict[str, Any] = json.load(response)
     return stats
 
@@ -150,7 +150,9 @@ def measure(kind: str, mode: str, streams: int, url: str, args: argparse.Namespa
         return None
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
-        raise SystemExit(f"{kind} {mode} run failed (exit {done.returncode}): {done.stderr[-2000:]}")
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        print(f"{kind} {mode}: no figure, its Locust process failed (exit {done.returncode}): {last}")
+        return None
     result: dict[str, Any] = json.loads(lines[-1])
     result["mode"] = mode
     result["core_percent"] = 100 * result["cpu_s"] / result["window_s"]
@@ -189,37 +191,47 @@ def summary(results: dict[tuple[str, str], list[dict[str, Any]]], args: argparse
         return statistics.median(r[key] for r in results[mode, kind])
 
     lines: list[str] = []
-    if set(KINDS) <= set(_kinds(results, "slow")):
+    if "streaming_user" in _kinds(results, "slow"):
         key, kinds = "core_percent_per_1000", _kinds(results, "slow")
         lines.append(f"\nslow: {args.streams} streams, 1 token/s each; % of one core per 1,000 streams, RSS per stream")
         for kind in kinds:
             cpu = _spread([r[key] for r in results["slow", kind]], ".2f")
             kib = _spread([r["kib_per_stream"] for r in results["slow", kind]], ".1f")
             lines.append(f"  {LABELS[kind]:<24} {cpu:>20} %   {kib:>20} KiB/stream")
-        ours, theirs, floor = (median("slow", kind, key) for kind in KINDS)
-        lines.append(f"  ratio HttpUser / StreamingUser: {theirs / ours:.2f}x (goal >= 1.0)")
-        lines.append(f"  StreamingUser / bare socket: {ours / floor:.2f}x (stretch goal <= 1.2)")
+        ours = median("slow", "streaming_user", key)
+        if "http_user" in kinds:
+            lines.append(
+                f"  ratio HttpUser / StreamingUser: {median('slow', 'http_user', key) / ours:.2f}x (goal >= 1.0)"
+            )
+        if "raw_socket" in kinds:
+            lines.append(
+                f"  StreamingUser / bare socket: {ours / median('slow', 'raw_socket', key):.2f}x (stretch <= 1.2)"
+            )
         if "baseline" in kinds:
             lines.append(f"  baseline / StreamingUser: {median('slow', 'baseline', key) / ours:.2f}x")
         elif args.baseline:
-            lines.append("  baseline: no figure (its Locust process never ended its window)")
-        linear = f"StreamingUser at 10,000 streams, linear from {args.streams}"
-        lines.append(f"  {linear}: {ours * 10:.1f}% of one core (goal < 20%)")
+            lines.append("  baseline: no figure (its Locust process failed or never ended its window)")
+        at = "measured" if args.streams == 10_000 else f"linear from {args.streams}"
+        lines.append(f"  StreamingUser at 10,000 streams, {at}: {ours * 10:.1f}% of one core (goal < 20%)")
     for mode, streams in (("fast", args.fast_streams), ("1000/s", args.paced_streams)):
-        if not set(KINDS) <= set(_kinds(results, mode)):
+        if "streaming_user" not in _kinds(results, mode):
             continue
         what, kinds = ("as fast as read" if mode == "fast" else "1,000 tokens/s each"), _kinds(results, mode)
-        lines.append(f"\n{mode}: {streams} streams, {what}; tokens ingested per CPU-second (% of one core)")
+        lines.append(f"\n{mode}: {streams} streams, {what}; tokens ingested per CPU-second, % of one core, tokens/s")
         for kind in kinds:
             rate = _spread([r["tokens_per_cpu_s"] for r in results[mode, kind]], ",.0f")
             core = _spread([r["core_percent"] for r in results[mode, kind]], ".1f")
-            lines.append(f"  {LABELS[kind]:<24} {rate:>28} tokens/CPU-s   {core:>18} %")
+            # What the upstream delivered: on a busy machine it may fall short of 1,000 tokens/s.
+            each = _spread([r["tokens"] / r["window_s"] / r["streams"] for r in results[mode, kind]], ",.0f")
+            lines.append(f"  {LABELS[kind]:<24} {rate:>28} tokens/CPU-s {core:>18} % {each:>18} tokens/s a stream")
         ours = median(mode, "streaming_user", "tokens_per_cpu_s")
-        lines.append(f"  ratio StreamingUser / HttpUser: {ours / median(mode, 'http_user', 'tokens_per_cpu_s'):.2f}x")
+        if "http_user" in kinds:
+            theirs = median(mode, "http_user", "tokens_per_cpu_s")
+            lines.append(f"  ratio StreamingUser / HttpUser: {ours / theirs:.2f}x (goal >= 1.0)")
         if "baseline" in kinds:
             lines.append(f"  StreamingUser / baseline: {ours / median(mode, 'baseline', 'tokens_per_cpu_s'):.2f}x")
         elif args.baseline:
-            lines.append("  baseline: no figure (its Locust process never ended its window)")
+            lines.append("  baseline: no figure (its Locust process failed or never ended its window)")
     return lines
 
 
