@@ -381,7 +381,7 @@ def profiled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Profiled]:
 @pytest.mark.slow
 def test_traced_memory_is_sampled_each_tick_and_grows_for_eager_not_lazy(profiled: Profiled) -> None:
     samples = profiled.samples
-    assert list(samples.columns[-2:]) == ["traced_bytes", "traced_peak_bytes"]
+    assert {"traced_bytes", "traced_peak_bytes"} <= set(samples.columns)
     end_t = profiled.events.query("kind == 'phase_start' and name == 'drain'")["t"].iloc[0]
     growth_by_target = {}
     for name in ("eager", "lazy"):
