@@ -166,6 +166,7 @@ TABLES = {
         "tokens_produced",
         "bytes_produced",
         "asyncio_tasks",
+        "tags_unparseable",
         "extra",
         "error",
     ),

@@ -35,6 +35,7 @@ def test_polls_relays_and_upstream_into_one_row_each(stack: Stack) -> None:
                 assert isinstance(row["server_time"], float)
             assert isinstance(rows["lazy"]["open_upstream_streams"], int)
             assert isinstance(rows["upstream"]["open_streams"], int)
+            assert rows["upstream"]["tags_unparseable"] == 0  # a column of its own, not in extra
             assert '"ended"' in str(rows["upstream"]["extra"]), "fields without a column go to extra as JSON"
     finally:
         poller.close()
