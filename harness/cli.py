@@ -209,7 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        check_writable(args, _OUTPUTS.get(args.command, {}))
+        command = args.command if isinstance(args.command, str) else "probe"  # (probe's own COMMAND takes the dest)
+        check_writable(args, _OUTPUTS.get(command, {}))
         code: int = args.run(args)
     except UsageError as error:
         parser.exit(error.exit_code, f"harness: error: {error}\n")
