@@ -7,11 +7,9 @@ census traces back only the biggest of the first ones it sizes, within its time 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
 
-from tests.support import REPO
+from tests.support import run_python
 
 CENSUS = textwrap.dedent(
     """
@@ -35,9 +33,8 @@ CENSUS = textwrap.dedent(
 
 
 def test_census_counts_a_leaf_once_whatever_the_census_itself_holds() -> None:
-    done = subprocess.run([sys.executable, "-c", CENSUS], cwd=REPO, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    census = json.loads(done.stdout)
+    (line,) = run_python(CENSUS)
+    census = json.loads(line)
     assert census["held"] >= census["expected"]
     assert census["held"] < census["expected"] + 200_000  # not counted twice
     assert any(holder.endswith("Owner.parts") for holder in census["holders"]), census["holders"]
