@@ -205,8 +205,11 @@ def _upstream_row(stream: Stream) -> dict[str, object]:
     }
 
 
-def slow_readers(target: str, count: int, start_s: float = 10.0, end_s: float = 40.0) -> Iterable[Stream]:
-    """Stalled readers connected through the load, leaving at its end (the upstream closing with them)."""
+def slow_readers(
+    target: str, count: int, start_s: float = 10.0, end_s: float = 40.0, *, tokens_sent: int = 1
+) -> Iterable[Stream]:
+    """Stalled readers connected through the load, leaving at its end (the upstream closing with them); the
+    upstream sent each ``tokens_sent`` (1: the relay pulled no more than they read; more: it ran ahead)."""
     for index in range(count):
         yield Stream(
             stream_id=f"slow-{target}-{index}",
@@ -215,6 +218,6 @@ def slow_readers(target: str, count: int, start_s: float = 10.0, end_s: float = 
             client_end_s=end_s,
             upstream_end_s=end_s + 0.01,
             tokens_read=1,
-            tokens_sent=1,
+            tokens_sent=tokens_sent,
             behaviour="stalled",
         )

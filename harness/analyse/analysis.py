@@ -91,6 +91,7 @@ from harness.analyse.growth import TracemallocFiles
 from harness.analyse.memory import MIN_TREND_SAMPLES, memory_figures
 from harness.analyse.memory_causes import backlog_figures, per_request_figures
 from harness.analyse.resources import churn_figures, churn_phase
+from harness.analyse.run_ahead import RunAhead, run_ahead
 from harness.analyse.run_data import RunData
 from harness.analyse.stalled import stalled_figures
 from harness.analyse.upstream import UpstreamFigures, upstream_figures
@@ -207,6 +208,8 @@ def _analyse_target(run: RunData, name: str, role: str, churn_rounds: int) -> di
     is_relay = role == "relay" or (role == "unknown" and len(clients) > 0)
     phases: list[Any] = []
     stalled_out = 0
+    ahead: RunAhead | None = None
+    ahead_reason = f"{name} is the {role}, not a relay"
     if is_relay:
         attribution = attribute(run, name)
         matched = attribution.matched
@@ -216,6 +219,8 @@ def _analyse_target(run: RunData, name: str, role: str, churn_rounds: int) -> di
             cancel = cancellation_figures(judged, run.windows.end)
         excess = excess_series(run, name, attribution.upstream)
         phases = [asdict(phase) for phase in per_phase(judged, run.windows.end, run.phases, excess)]
+        ahead = run_ahead(matched)
+        ahead_reason = f"no slow or stalled client stream of {name} paired with its upstream stream by an id"
     not_relay = f"{name} is the {role}, not a relay" if role != "unknown" else f"{name} has no client streams"
     cancel_reason = not_relay if upstream is None else upstream.note
     client = client_figures(clients) if len(clients) else None
@@ -232,6 +237,7 @@ def _analyse_target(run: RunData, name: str, role: str, churn_rounds: int) -> di
             backlog,
             f"no slow or stalled reader of {name} in this run" if memory is not None else f"no samples for {name}",
         ),
+        "run_ahead": _section(ahead, ahead_reason),
         "upstream": _section(upstream, not_relay),
         "cancellation": {**_section(cancel, cancel_reason), "left_during_snapshots": stalled_out},
         "cancellation_phases": phases,

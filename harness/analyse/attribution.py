@@ -44,14 +44,18 @@ MATCHED_COLUMNS = (
     "client_first_token",
     "client_end",
     "client_tokens",
+    "client_bytes",
     "up_id",
     "up_start",
     "up_first_token",
     "up_end",
     "tokens_sent",
+    "bytes_sent",
     "end_reason",
+    "exact",
 )
-"""One row per pair: the client's record (client_*), the upstream's (up_*, tokens_sent, end_reason)."""
+"""One row per pair: the client's record (client_*), the upstream's (up_*, tokens_sent, bytes_sent, end_reason),
+and ``exact``: paired by an id (the client's, or the upstream's read back), not by time order."""
 
 _ID_SHARE = 0.5
 """The id basis holds when at least this share of the target's upstream records carry one of its stream ids."""
@@ -99,7 +103,14 @@ def _own_records(run: RunData, target: str) -> tuple[pd.DataFrame, bool]:
     return shared.drop_duplicates("id", keep="last"), False
 
 
-def _pairs(clients: pd.DataFrame, upstream: pd.DataFrame) -> pd.DataFrame:
+def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """A numeric column, NaN where the record has none (records written before it existed)."""
+    if name not in frame:
+        return np.full(len(frame), np.nan)
+    return pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float)
+
+
+def _pairs(clients: pd.DataFrame, upstream: pd.DataFrame, *, exact: bool) -> pd.DataFrame:
     """Pair rows position by position (both frames the same length, already aligned)."""
     return pd.DataFrame(
         {
@@ -111,12 +122,15 @@ def _pairs(clients: pd.DataFrame, upstream: pd.DataFrame) -> pd.DataFrame:
             "client_first_token": clients["first_token"].to_numpy(dtype=float),
             "client_end": clients["end"].to_numpy(dtype=float),
             "client_tokens": clients["tokens"].to_numpy(dtype=float),
+            "client_bytes": _column(clients, "bytes"),
             "up_id": upstream["id"].to_numpy(),
             "up_start": upstream["start"].to_numpy(dtype=float),
             "up_first_token": upstream["first_token"].to_numpy(dtype=float),
             "up_end": upstream["end"].to_numpy(dtype=float),
             "tokens_sent": upstream["tokens_sent"].to_numpy(dtype=float),
+            "bytes_sent": _column(upstream, "bytes_sent"),
             "end_reason": upstream["end_reason"].to_numpy(),
+            "exact": np.full(len(clients), exact),
         },
         columns=list(MATCHED_COLUMNS),
     )
@@ -164,11 +178,13 @@ def _by_echo_then_time(
     echoed = clients["upstream_id"].astype(str) if "upstream_id" in clients and not ignore_ids else None
     known = set(upstream["id"])
     by_echo = clients[echoed.isin(known)].drop_duplicates("upstream_id") if echoed is not None else clients.iloc[:0]
-    echo_pairs = _pairs(by_echo, upstream.set_index("id", drop=False).loc[by_echo["upstream_id"]])
+    echo_pairs = _pairs(by_echo, upstream.set_index("id", drop=False).loc[by_echo["upstream_id"]], exact=True)
     rest_clients = clients[~clients.index.isin(by_echo.index) & ~clients["outcome"].isin(_NEVER_REACHED)]
     rest_upstream = upstream[~upstream["id"].isin(set(by_echo["upstream_id"]))]
     pairs = pair_by_time(rest_clients["start"].to_numpy(dtype=float), rest_upstream["start"].to_numpy(dtype=float))
-    time_pairs = _pairs(rest_clients.iloc[[c for c, _ in pairs]], rest_upstream.iloc[[u for _, u in pairs]])
+    time_pairs = _pairs(
+        rest_clients.iloc[[c for c, _ in pairs]], rest_upstream.iloc[[u for _, u in pairs]], exact=False
+    )
     matched = pd.concat([echo_pairs, time_pairs], ignore_index=True) if len(echo_pairs) else time_pairs
     if len(echo_pairs) >= _ID_SHARE * len(upstream):
         note = (
@@ -195,12 +211,12 @@ def attribute(run: RunData, target: str, *, ignore_ids: bool = False) -> Attribu
         paired_clients = clients[clients["stream_id"].isin(set(by_id["id"]))].drop_duplicates("stream_id")
         paired_upstream = by_id.set_index("id", drop=False).loc[paired_clients["stream_id"]]
         basis = f"id:{_channel(by_id)}"
-        matched = _pairs(paired_clients, paired_upstream)
+        matched = _pairs(paired_clients, paired_upstream, exact=True)
         note = f"{len(matched)} of {len(clients)} client streams paired with upstream records by stream id ({basis})"
     elif len(upstream) and own:
         basis, matched, note = _by_echo_then_time(clients, upstream, ignore_ids=ignore_ids)
     else:
-        basis, matched = "aggregate", _pairs(clients.iloc[:0], upstream.iloc[:0])
+        basis, matched = "aggregate", _pairs(clients.iloc[:0], upstream.iloc[:0], exact=True)
         if own:
             note = "no upstream stream was ever opened by this target"
         else:

@@ -14,6 +14,7 @@ backlog_share               "25%"        ... this share of the target's baseline
 backlog_warn                "4MiB"       ... warn at or above
 backlog_rising              "1MiB"       ... fail at or above when still rising at backlog_rate late in their stay
 backlog_rate                "64KiB"      per second and slow client: the rise late in their stay that confirms it
+backlog_ahead               "512KiB"     ... and the upstream ran this far ahead of a slow reader (its own books)
 per_request                 "1MiB"       memory retained per 1,000 requests with no slow reader: fail
 per_request_min             "4MiB"       ... once the retained growth itself reaches this
 per_request_min_requests    30           fewer requests with no slow reader connected: not judged
@@ -63,6 +64,7 @@ LIMIT_KEYS: dict[str, tuple[str, Callable[[object, str], Any]]] = {
     "backlog_warn": ("backlog_warn_bytes", values.size_value),
     "backlog_rising": ("backlog_rising_bytes", values.size_value),
     "backlog_rate": ("backlog_rate_bytes_per_s", values.size_value),
+    "backlog_ahead": ("backlog_ahead_bytes", values.size_value),
     "per_request": ("per_request_bytes", values.size_value),
     "per_request_min": ("per_request_min_bytes", values.size_value),
     "per_request_min_requests": ("per_request_min_requests", values.count_value),

@@ -20,6 +20,7 @@ _FLAG_HELP = {
     "backlog_warn": "... warn at or above (default: 4MiB)",
     "backlog_rising": "... fail at or above when still rising at --backlog-rate late in their stay (default: 1MiB)",
     "backlog_rate": "per second and slow client, late in their stay: confirms a growing backlog (default: 64KiB)",
+    "backlog_ahead": "... with the upstream this far ahead of a slow reader, by its books (default: 512KiB)",
     "per_request": "memory retained per 1,000 requests with no slow reader connected: fail (default: 1MiB)",
     "per_request_min": "... once the retained growth itself reaches this (default: 4MiB)",
     "per_request_min_requests": "fewer requests than this: growth per request is not judged (default: 30)",

@@ -105,7 +105,13 @@ class Limits:
     backlog_rate_bytes_per_s: float = 64 * _KIB
     """Per slow client: the Theil-Sen slope's 95% lower bound over the second half of their stay that confirms a
     growing backlog. Measured in mixed.py: the eager relay 110 KiB/s per slow client at the least (profiled, scale
-    0.3), lazy and bounded 29 KiB/s at the most (RSS on a loaded machine: a bounded buffer filling slowly)."""
+    0.3), lazy and bounded 29 KiB/s and more (a correct relay's heap grows too while the load first rises: RSS of
+    bounded rose at 64 KiB/s per slow client on a loaded CI machine), hence ``backlog_ahead``."""
+    backlog_ahead_bytes: float = 512 * _KIB
+    """... and, where the upstream's books pair slow readers' streams exactly, only when the upstream ran at least
+    this far ahead of one of them (sent while it was connected, less what it read: analyse/run_ahead.py). A
+    bounded buffer keeps it at a buffer's size: measured in mixed.py at --scenario-scale 0.4, lazy 34 KiB and
+    bounded 93 KiB at the most, eager 2.0 MiB."""
     per_request_bytes: float = 1 * _MIB
     """Memory retained per 1,000 requests served with no slow reader connected: fail at or above."""
     per_request_min_bytes: float = 4 * _MIB

@@ -3,7 +3,8 @@
 backlog_slow_readers  memory held while slow or stalled readers are connected, beyond what the requests served
                       meanwhile explain: fail at ``backlog`` (or ``backlog_share`` of the baseline), or at
                       ``backlog_rising`` when still rising at ``backlog_rate`` in the second half of their
-                      stay; else warn at ``backlog_warn``
+                      stay and the upstream's records show it sent a slow reader ``backlog_ahead`` more than it read
+                      (where they pair their streams exactly); else warn at ``backlog_warn``
 growth_per_request    memory retained per 1,000 requests served with no slow reader connected: fail at
                       ``per_request`` once the growth itself reaches ``per_request_min``
 """
@@ -51,6 +52,9 @@ def check_backlog(target: str, figures: Mapping[str, Any], limits: Limits) -> Ch
     late = None if late_value is None else float(late_value)
     rising_held = float(backlog.get("rising_backlog_bytes") or 0.0)
     rising = late is not None and late >= limits.backlog_rate_bytes_per_s
+    ahead = figures.get("run_ahead") or {}
+    ahead_max = float(ahead["max_bytes"]) if ahead.get("available") else None
+    bounded_by_upstream = ahead_max is not None and ahead_max < limits.backlog_ahead_bytes
     if rising and late is not None:
         supporting.append(
             f"{size(rising_held)} of it was still rising at at least {size(late)}/s per slow client late in their "
@@ -61,6 +65,13 @@ def check_backlog(target: str, figures: Mapping[str, Any], limits: Limits) -> Ch
             f"no stay ended still rising at {size(limits.backlog_rate_bytes_per_s)}/s per slow client (95% lower "
             "bound): a buffer that filled, not a growing backlog"
         )
+    if ahead_max is not None:
+        supporting.append(
+            f"the upstream sent at most {size(ahead_max)} more than a slow reader read "
+            f"({plural(int(ahead['streams']), 'slow stream')} in its records; {size(limits.backlog_ahead_bytes)} "
+            "confirms a backlog" + ("): the rise is not a growing backlog" if bounded_by_upstream and rising else ")")
+        )
+    rising = rising and not bounded_by_upstream
     if released is not None:
         supporting.append(f"after they left it {change(float(released), up='rose by', down='fell by')}")
     supporting.append(f"{plural(int(backlog['slow_streams']), 'slow-reader stream')}")
@@ -97,6 +108,7 @@ def check_backlog(target: str, figures: Mapping[str, Any], limits: Limits) -> Ch
             "released_bytes": released,
             "rising_backlog_bytes": rising_held,
             "rising_slope_per_slow_client_bytes_per_s": late,
+            "run_ahead_max_bytes": ahead_max,
             "baseline_bytes": baseline,
         },
     )
