@@ -264,12 +264,14 @@ GROWER = textwrap.dedent(
 
 
 @contextlib.contextmanager
-def probed_program(tmp_path: Path, name: str = "grower") -> Iterator[tuple[ProbeClient, Path, ChildProcess]]:
-    """GROWER run under the real tracemalloc probe: (its client, the file that makes it grow, the process); ready
-    within 20 s, stopped after (SIGTERM, then SIGKILL)."""
+def probed_program(
+    tmp_path: Path, name: str = "grower", nframe: int = 1
+) -> Iterator[tuple[ProbeClient, Path, ChildProcess]]:
+    """GROWER run under the real tracemalloc probe (``nframe`` 0: one that only counts): (its client, the file that
+    makes it grow, the process); ready within 20 s, stopped after (SIGTERM, then SIGKILL)."""
     script = tmp_path / f"{name}.py"
     script.write_text(GROWER)
-    launch = ProbeLaunch.new(tmp_path / f"{name}.probe-port", nframe=1, snapshot_dir=tmp_path)
+    launch = ProbeLaunch.new(tmp_path / f"{name}.probe-port", nframe=nframe, snapshot_dir=tmp_path)
     grow = tmp_path / f"{name}.grow"
     child = ChildProcess(
         LaunchSpec(name, launch.argv(["python", str(script), str(grow)]), ready_path=None, env=launch.env()),

@@ -19,6 +19,11 @@ program's event loop is busy), bound to 127.0.0.1 on a free port and guarded by 
 
 Started by hand without a token, the probe makes one up and prints it with its port.
 
+``--nframe 0`` counts only: tracemalloc stays off (the program runs at full speed), ``/traced`` answers
+``current_bytes`` and ``peak_bytes`` null and ``tracing`` false but still counts asyncio tasks, and ``/snapshot``
+answers 409. The launcher runs every launched Python command under it so (harness/launch/launched.py): the churn
+check counts a server's tasks with no flag set.
+
 A snapshot and its census stall the program for tens to hundreds of milliseconds (they hold the GIL): take them
 at phase boundaries, never on a hot path. The analysis runs out of process (harness.analyse.growth).
 
@@ -46,6 +51,7 @@ from harness.capture.program import check_module, parse_program, run_program
 from harness.errors import UsageError
 
 __all__ = [
+    "NFRAME_ENV",
     "PORT_FILE_ENV",
     "SNAPSHOT_DIR_ENV",
     "TOKEN_ENV",
@@ -58,6 +64,8 @@ __all__ = [
 
 TOKEN_ENV = "STREAM_HARNESS_PROBE_TOKEN"
 PORT_FILE_ENV = "STREAM_HARNESS_PROBE_PORT_FILE"
+NFRAME_ENV = "STREAM_HARNESS_PROBE_NFRAME"
+"""The launcher's record of the probe's ``--nframe`` (0: counts only), for the samplers."""
 SNAPSHOT_DIR_ENV = "STREAM_HARNESS_PROBE_SNAPSHOT_DIR"
 """The one folder POST /snapshot may write into (the harness gives its --run-dir); default: cwd."""
 
@@ -161,15 +169,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if not self._authorised():
             return
         if self.path == "/traced":
-            current, peak = tracemalloc.get_traced_memory()
+            tracing = tracemalloc.is_tracing()
+            current, peak = tracemalloc.get_traced_memory() if tracing else (None, None)
             self._answer(
                 200,
                 {
                     "current_bytes": current,
                     "peak_bytes": peak,
                     "asyncio_tasks": asyncio_tasks(),
-                    "nframe": tracemalloc.get_traceback_limit(),
-                    "tracing": tracemalloc.is_tracing(),
+                    "nframe": tracemalloc.get_traceback_limit() if tracing else 0,
+                    "tracing": tracing,
                     "pid": os.getpid(),
                     "t": time.time(),
                 },
@@ -191,6 +200,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if self.path == "/reset-peak":
             tracemalloc.reset_peak()
             self._answer(200, {"current_bytes": tracemalloc.get_traced_memory()[0]})
+        elif self.path == "/snapshot" and not tracemalloc.is_tracing():
+            self._answer(409, {"error": "tracemalloc is off (the probe counts only, --nframe 0): no snapshot"})
         elif self.path == "/snapshot":
             snapshot_path = _inside(request.get("snapshot_path"), self.snapshot_root, "snapshot_path")
             census_path = _inside(request.get("census_path"), self.snapshot_root, "census_path", optional=True)
@@ -248,7 +259,8 @@ def add_probe_arguments(parser: argparse.ArgumentParser) -> None:
         type=_nframe,
         default=1,
         metavar="N",
-        help="frames kept per allocation traceback; more costs more throughput (default: 1)",
+        help="frames kept per allocation traceback; more costs more throughput; 0: tracemalloc off, the probe only "
+        "counts asyncio tasks (default: 1)",
     )
     parser.add_argument(
         "command",
@@ -262,13 +274,14 @@ def _nframe(text: str) -> int:
         value = int(text)
     except ValueError:
         value = 0
-    if not 1 <= value <= 1000:
-        raise argparse.ArgumentTypeError(f"--nframe must be a whole number from 1 to 1000, but got {text!r}")
+    if not 0 <= value <= 1000 or not text.strip().lstrip("+").isdigit():
+        raise argparse.ArgumentTypeError(f"--nframe must be a whole number from 0 to 1000, but got {text!r}")
     return value
 
 
 def run(nframe: int, command: Sequence[str]) -> None:
-    """Start the endpoint and tracemalloc, then run ``command`` here; returns when the program does."""
+    """Start the endpoint and tracemalloc (none with ``nframe`` 0), then run ``command`` here; returns when the
+    program does."""
     words = list(command)
     command = words[1:] if words[:1] == ["--"] else words
     program = parse_program(command)
@@ -277,7 +290,8 @@ def run(nframe: int, command: Sequence[str]) -> None:
     if not token:  # started by hand: make one up and tell the person who started it
         token = shown_token = secrets.token_urlsafe(16)
     port = _start_endpoint(token)  # before tracing: the endpoint's own imports and thread stay out of the traces
-    tracemalloc.start(nframe)
+    if nframe:
+        tracemalloc.start(nframe)
     if program.kind == "module":
         check_module(program.target, command)
     _announce(port, shown_token)

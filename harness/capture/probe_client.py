@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from harness.capture.probe import PORT_FILE_ENV, SNAPSHOT_DIR_ENV, TOKEN_ENV
+from harness.capture.probe import NFRAME_ENV, PORT_FILE_ENV, SNAPSHOT_DIR_ENV, TOKEN_ENV
 from harness.errors import TargetError
 from harness.launch.process import ChildProcess
 
@@ -32,6 +32,7 @@ class ProbeLaunch:
     token: str
     port_file: Path
     nframe: int = 1
+    """0: tracemalloc off, the probe only counts (asyncio tasks)."""
     snapshot_dir: Path | None = None
     """The only folder the probe writes snapshots into (the harness's --run-dir); None: the probe's cwd."""
 
@@ -46,14 +47,15 @@ class ProbeLaunch:
         """The launch recorded in a child's environment, or None if it does not run under the probe."""
         if TOKEN_ENV not in env or PORT_FILE_ENV not in env:
             return None
-        return cls(env[TOKEN_ENV], Path(env[PORT_FILE_ENV]))
+        nframe = env.get(NFRAME_ENV, "1")
+        return cls(env[TOKEN_ENV], Path(env[PORT_FILE_ENV]), int(nframe) if nframe.isdigit() else 1)
 
     def argv(self, program_argv: Sequence[str]) -> list[str]:
         """``program_argv`` (``[python, -m, targets.eager, ...]`` or ``[-m, ...]``) run under the probe."""
         return [sys.executable, "-m", "harness.capture.probe", "--nframe", str(self.nframe), "--", *program_argv]
 
     def env(self) -> dict[str, str]:
-        env = {TOKEN_ENV: self.token, PORT_FILE_ENV: str(self.port_file)}
+        env = {TOKEN_ENV: self.token, PORT_FILE_ENV: str(self.port_file), NFRAME_ENV: str(self.nframe)}
         if self.snapshot_dir is not None:
             env[SNAPSHOT_DIR_ENV] = str(self.snapshot_dir)
         return env
@@ -67,10 +69,11 @@ class TracedMemory(NamedTuple):
 
 
 class ProbeReading(NamedTuple):
-    """One tick's reading of a probed target: its traced memory and its asyncio tasks."""
+    """One tick's reading of a probed target: its traced memory (None from a probe that only counts) and its
+    asyncio tasks."""
 
-    current_bytes: int
-    peak_bytes: int
+    current_bytes: int | None
+    peak_bytes: int | None
     asyncio_tasks: int | None
     """asyncio tasks alive in the target (None: it runs no asyncio)."""
 
@@ -93,11 +96,15 @@ class SnapshotTaken:
 class ProbeClient:
     """Talks to one probe on 127.0.0.1; every error names the target."""
 
-    def __init__(self, port: int, token: str, *, target: str = "target", timeout_s: float = 2.0) -> None:
+    def __init__(
+        self, port: int, token: str, *, target: str = "target", timeout_s: float = 2.0, tracing: bool = True
+    ) -> None:
         self.port = port
         self.token = token
         self.target = target
         self.timeout_s = timeout_s
+        self.tracing = tracing
+        """False: the probe only counts (``--nframe 0``); no traced memory, no snapshots."""
         self.url = f"http://127.0.0.1:{port}"
 
     def __repr__(self) -> str:
@@ -121,7 +128,7 @@ class ProbeClient:
                     raise TargetError(
                         f"probe of target {target!r}: port file {str(launch.port_file)!r} holds {text!r}, not a port"
                     ) from None
-                return cls(port, launch.token, target=target)
+                return cls(port, launch.token, target=target, tracing=launch.nframe > 0)
             if child is not None:
                 child.check_alive()
             if time.monotonic() >= deadline:
@@ -165,14 +172,18 @@ class ProbeClient:
     def traced(self) -> TracedMemory:
         """Current and peak traced memory: cheap, fine at every sampling tick."""
         reading = self.reading()
+        if reading.current_bytes is None or reading.peak_bytes is None:
+            raise TargetError(f"probe of target {self.target!r} at {self.url} traces nothing (it only counts)")
         return TracedMemory(reading.current_bytes, reading.peak_bytes)
 
     def reading(self) -> ProbeReading:
         """Traced memory and asyncio tasks in one cheap request, for every sampling tick."""
         payload = self._call("GET", "/traced", None, self.timeout_s)
-        tasks = payload.get("asyncio_tasks")
+        tasks, current, peak = payload.get("asyncio_tasks"), payload["current_bytes"], payload["peak_bytes"]
         return ProbeReading(
-            int(payload["current_bytes"]), int(payload["peak_bytes"]), None if tasks is None else int(tasks)
+            None if current is None else int(current),
+            None if peak is None else int(peak),
+            None if tasks is None else int(tasks),
         )
 
     def reset_peak(self) -> None:

@@ -122,8 +122,9 @@ class Sampler:
         )
         probes = {t.name: t.probe for t in self.targets if t.probe is not None}
         self._traced = TracedPoller(probes, self.stats_timeout_s, folder) if probes else None
+        tracing = {name: probe for name, probe in probes.items() if probe.tracing}
         self._snapshots = Snapshots(
-            folder, probes, snapshot_timeout_s=snapshot_timeout_s, analysis_timeout_s=analysis_timeout_s
+            folder, tracing, snapshot_timeout_s=snapshot_timeout_s, analysis_timeout_s=analysis_timeout_s
         )
         agent_timeout_s = min(2.0, max(0.2, self.agent_poll_s))
         feeds = [

@@ -77,8 +77,9 @@ class TracedPoller:
             if row is None:
                 row = {"t": t, "target": name}
                 samples.append(row)
-            row["traced_bytes"] = memory.current_bytes
-            row["traced_peak_bytes"] = memory.peak_bytes
+            if memory.current_bytes is not None:  # a probe that only counts traces nothing
+                row["traced_bytes"] = memory.current_bytes
+                row["traced_peak_bytes"] = memory.peak_bytes
             row["asyncio_tasks"] = memory.asyncio_tasks
             if name in self._failing:
                 self._failing.discard(name)

@@ -108,10 +108,11 @@ class Limits:
     0.3), lazy and bounded 29 KiB/s and more (a correct relay's heap grows too while the load first rises: RSS of
     bounded rose at 64 KiB/s per slow client on a loaded CI machine), hence ``backlog_ahead``."""
     backlog_ahead_bytes: float = 512 * _KIB
-    """... and, where the upstream's books pair slow readers' streams exactly, only when the upstream ran at least
-    this far ahead of one of them (sent while it was connected, less what it read: analyse/run_ahead.py). A
-    bounded buffer keeps it at a buffer's size: measured in mixed.py at --scenario-scale 0.4, lazy 34 KiB and
-    bounded 93 KiB at the most, eager 2.0 MiB."""
+    """... and, where the upstream's records pair slow readers' streams exactly, only when the upstream sent one of
+    them at least this much more than it read while connected (analyse/run_ahead.py). A bounded buffer keeps that
+    at a buffer's size. Measured at the gate's settings (mixed.py, --scenario-scale 0.4, three runs): lazy 32-34
+    KiB, bounded 91-93 KiB, eager 1.8-1.9 MiB at the most. Correct aiohttp relays with a ClientSession
+    (tests/targets_apps/judged_servers.py) reach 710 KiB (its read buffer and the kernel's): for them RSS decides."""
     per_request_bytes: float = 1 * _MIB
     """Memory retained per 1,000 requests served with no slow reader connected: fail at or above."""
     per_request_min_bytes: float = 4 * _MIB

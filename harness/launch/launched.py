@@ -2,12 +2,20 @@
 
 Each launched target is given its own fake upstream (started before it by ``harness.launch.stack.start_upstreams``):
 ``{upstream}`` in its command and ``$STREAM_HARNESS_UPSTREAM_URL`` are that upstream's URL.
+
+A launched Python command that runs in the harness's own environment runs under the probe
+(harness.capture.probe), whatever the flags: with ``--profile-launched N`` traced by tracemalloc, by default
+(N = 0) only counting its asyncio tasks, at full speed, so the churn check sees a task kept per connection. A
+command naming another environment's interpreter runs as given (the probe would import it in ours).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import socket
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -42,12 +50,20 @@ def free_port(host: str = LAUNCH_HOST) -> int:
         return port
 
 
-def _is_python(argv: Sequence[str]) -> bool:
+def _not_under_probe(argv: Sequence[str]) -> str | None:
+    """Why ``argv`` cannot run under the probe, or None when it can: a Python program run by the harness's own
+    interpreter, or by one in the same environment (its ``bin`` folder)."""
     try:
         parse_program(argv)
     except UsageError:
-        return False
-    return True
+        return "it is not a Python command"
+    first = argv[0] if argv else ""
+    if first.startswith("-") or first.endswith(".py") or first == sys.executable:
+        return None
+    found = shutil.which(first) if os.sep not in first else first
+    if found is not None and Path(found).absolute().parent == Path(sys.executable).absolute().parent:
+        return None
+    return f"it runs {first!r}, not the harness's Python ({sys.executable})"
 
 
 def launch_targets(
@@ -72,13 +88,14 @@ def launch_targets(
             env = {PORT_ENV: str(port), "PORT": str(port)}
             if upstream_url:
                 env[UPSTREAM_ENV] = upstream_url
-            if profile_nframe and _is_python(argv):
+            why_not = _not_under_probe(argv)
+            if why_not is None:
                 # The probe runs the program in the harness's own Python (it imports harness.capture.probe).
                 snapshots = snapshot_dir or log_dir.parent  # (a run folder holds logs/ and tracemalloc/)
                 probe = ProbeLaunch.new(log_dir / f"{target.name}.probe-port", profile_nframe, snapshots)
                 argv, env = probe.argv(argv), env | probe.env()
-            elif profile_nframe:
-                log.info("%s is not a Python command: psutil samples only, no tracemalloc", target.name)
+            else:
+                log.info("%s runs without the probe (%s): psutil samples only, no task count", target.name, why_not)
             spec = LaunchSpec(target.name, argv, target.ready_path, f"http://{LAUNCH_HOST}:{port}", env)
             children.append(ChildProcess(spec, log_dir / f"{target.name}.log"))
         for child in children:
@@ -123,6 +140,16 @@ def listening_ports(pid: int) -> set[int]:
     return ports
 
 
+def _probe_ports(child: ChildProcess) -> set[int]:
+    """The port of the probe's control endpoint, when the child runs under it (not the target's own port)."""
+    launch = ProbeLaunch.from_env(child.spec.env)
+    try:
+        text = launch.port_file.read_text().strip() if launch is not None else ""
+    except OSError:
+        return set()
+    return {int(text)} if text.isdigit() else set()
+
+
 def wait_answering(child: ChildProcess, timeout_s: float) -> None:
     """Block until the launched target answers at its URL; else stop it and raise TargetStartError."""
     assert child.url is not None
@@ -139,7 +166,8 @@ def wait_answering(child: ChildProcess, timeout_s: float) -> None:
         if _answers(child.url + path, any_status=child.spec.ready_path is None):
             return
         if time.monotonic() >= deadline:
-            others = sorted(listening_ports(child.pid) - {port} if port else set())
+            listening = listening_ports(child.pid) - _probe_ports(child)
+            others = sorted(listening - {port}) if port and port not in listening else []
             code = child.stop(STOP_GRACE_S)
             where = (
                 f"it listens on port {', '.join(map(str, others))} instead (use {{port}} or $PORT in its command)"

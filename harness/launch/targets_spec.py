@@ -7,7 +7,8 @@ each one is sent.
                                      $STREAM_HARNESS_PORT
     --launch-ready NAME=PATH         ready once PATH answers 2xx (default: any HTTP answer on /)
     --launch-timeout DURATION        how long a launched target may take to become ready (default: 30s)
-    --profile-launched N             run launched Python commands under the tracemalloc probe, N frames (0 = off)
+    --profile-launched N             trace launched Python commands with tracemalloc, N frames (0 = off: the probe
+                                     only counts their asyncio tasks)
     --attach 'NAME=URL[,pid=PID][,upstream=PORT]'
                                      a server already running; with a PID its process tree is sampled from
                                      outside; with upstream=PORT the harness starts NAME's own fake upstream on
@@ -289,7 +290,8 @@ def add_target_arguments(parser: Any) -> None:
         type=argparse_type(_frames, "--profile-launched"),
         default=0,
         metavar="N",
-        help="run launched Python commands under the tracemalloc probe with N frames (0 = off) (default: 0)",
+        help="trace launched Python commands with tracemalloc, N frames (0: off; they still run under the probe, "
+        "which counts their asyncio tasks) (default: 0)",
         **extra,
     )
     parser.add_argument(

@@ -38,7 +38,7 @@ def test_launch_wraps_the_command_in_the_probe_and_passes_token_and_port_file(tm
     assert ProbeLaunch.new(tmp_path / "x.port").token != launch.token
     again = ProbeLaunch.from_env(launch.env())
     assert again is not None
-    assert (again.token, again.port_file) == (launch.token, launch.port_file)
+    assert (again.token, again.port_file, again.nframe) == (launch.token, launch.port_file, 5)
     assert ProbeLaunch.from_env({}) is None
 
 
@@ -98,3 +98,16 @@ def test_a_child_not_under_the_probe_is_refused(tmp_path: Path) -> None:
             ProbeClient.for_child(child)
     finally:
         child.stop(grace_s=1)
+
+
+def test_a_probe_that_only_counts_traces_nothing_and_refuses_snapshots(tmp_path: Path) -> None:
+    with probed_program(tmp_path, nframe=0) as (client, _, child):
+        assert not client.tracing
+        reading = client.reading()
+        assert (reading.current_bytes, reading.peak_bytes) == (None, None)
+        assert reading.asyncio_tasks is None  # the program never imported asyncio
+        with pytest.raises(TargetError, match="traces nothing"):
+            client.traced()
+        with pytest.raises(TargetError, match="answered POST /snapshot with 409: .*tracemalloc is off"):
+            client.snapshot(tmp_path / "snap.tracemalloc")
+        assert child.poll() is None

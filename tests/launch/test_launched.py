@@ -103,3 +103,58 @@ def test_attach_warns_when_the_pid_does_not_listen_on_the_port() -> None:
     assert warning is not None
     assert f"pid {me} does not listen on port 9" in warning
     assert attach_warning(AttachTarget("mine", "http://127.0.0.1:9")) is None
+
+
+ASYNC_SERVER = """
+import asyncio, sys
+
+async def main(port):
+    kept = [asyncio.ensure_future(asyncio.sleep(60)) for _ in range(7)]
+    async def answer(reader, writer):
+        await reader.readline()
+        writer.write(b"HTTP/1.1 200 OK\\r\\nContent-Length: 0\\r\\n\\r\\n")
+        await writer.drain()
+        writer.close()
+    server = await asyncio.start_server(answer, "127.0.0.1", port)
+    async with server:
+        await server.serve_forever()
+
+asyncio.run(main(int(sys.argv[1])))
+"""
+
+
+def test_a_python_command_in_our_environment_runs_under_the_probe_that_only_counts(tmp_path: Path, tagged: str) -> None:
+    from harness.capture.probe import NFRAME_ENV
+    from harness.capture.probe_client import ProbeClient
+
+    script = tmp_path / "server.py"
+    script.write_text(ASYNC_SERVER)
+    (child,) = _launch(tmp_path, f"{PY} {script} {{port}}")
+    try:
+        assert child.spec.env[NFRAME_ENV] == "0"
+        probe = ProbeClient.for_child(child)
+        assert not probe.tracing
+        reading = probe.reading()
+        assert reading.current_bytes is None
+        assert reading.asyncio_tasks is not None
+        assert reading.asyncio_tasks >= 7 + 1  # the kept tasks and the server's own
+    finally:
+        child.stop(2.0)
+    assert_all_gone(tagged)
+
+
+def test_a_command_naming_another_environments_python_runs_as_given(tmp_path: Path, tagged: str) -> None:
+    from harness.capture.probe import TOKEN_ENV
+
+    other = tmp_path / "other-venv" / "bin"
+    other.mkdir(parents=True)
+    (other / "python3").symlink_to(sys.executable)  # same binary, but another environment's bin folder
+    script = tmp_path / "server.py"
+    script.write_text(ASYNC_SERVER)
+    (child,) = _launch(tmp_path, f"{other / 'python3'} {script} {{port}}")
+    try:
+        assert TOKEN_ENV not in child.spec.env
+        assert child.spec.argv[0] == str(other / "python3")
+    finally:
+        child.stop(2.0)
+    assert_all_gone(tagged)

@@ -3,10 +3,10 @@ check, each fix passes it; and every check the run stored is the gate's, word fo
 
 Two Locust runs, several targets each (every target gets the same users: fair load):
 
-- disconnects.py at scale 0.3 (its churn phase lasts 8 s whatever the scale), the launched servers under the
-  probe (``--profile-launched 1``: only the probe counts asyncio tasks; without it this leak shows in no reading):
-  a relay keeping one heartbeat task per disconnected client fails churn_resources, its fix passes; a relay
-  keeping an audit log of every stream fails growth_per_request, its bounded log passes.
+- disconnects.py at scale 0.3 (its churn phase lasts 8 s whatever the scale), with the defaults: the launched
+  servers run under the probe that only counts (no tracemalloc; it alone counts asyncio tasks, and this leak
+  shows in no other reading): a relay keeping one heartbeat task per disconnected client fails churn_resources,
+  its fix passes; a relay keeping an audit log of every stream fails growth_per_request, its bounded log passes.
 - slow_readers.py at scale 0.3 (its slow-reader phase lasts 15 s whatever the scale): the bundled eager relay
   (unbounded buffer) fails backlog_slow_readers; the audit-log relay does not (its growth is per request; what
   it holds per slow reader is aiohttp's read buffer, some hundreds of KiB, a warning at most); a relay writing
@@ -64,8 +64,6 @@ def test_per_connection_and_per_request_leaks_in_the_disconnect_scenario(tmp_pat
     folder = _run(
         tmp_path,
         "disconnects.py",
-        "--profile-launched",
-        "1",
         *_launch("heartbeat-leak", "heartbeat", "audit-leak", "audit"),
     )
     checks = _checks(folder)
