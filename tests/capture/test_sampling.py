@@ -30,7 +30,7 @@ from harness.launch.process import stop_all
 from harness.launch.stack import StackOptions, add_stack_arguments, start_bundled_stack
 from harness.load.stream_client import StreamConnection, split_url
 from harness.runfolder import RunFolder
-from tests.support import Stack, agent_running, free_port
+from tests.support import Stack, agent_running, free_port, run_python
 
 RELAYS = ("eager", "lazy", "bounded")
 STREAMS_PER_RELAY = 10
@@ -274,16 +274,7 @@ def test_runs_inside_a_gevent_patched_process(stack: Stack, tmp_path: Path) -> N
         {"name": t.name, "role": t.role, "url": t.url, "pid": t.pid, "upstream_port": t.upstream_port}
         for t in _targets(stack)
     ]
-    completed = subprocess.run(
-        [sys.executable, "-c", _GEVENT_SCRIPT, str(tmp_path), json.dumps(spec)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=Path(__file__).parents[2],
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr
-    result = json.loads(completed.stdout)
+    result = json.loads("\n".join(run_python(_GEVENT_SCRIPT, str(tmp_path), json.dumps(spec))))
     folder = RunFolder.open(Path(result["path"]))
     samples = pd.read_csv(folder.file("samples"))
     stats = pd.read_csv(folder.file("stats"))
@@ -615,16 +606,8 @@ def test_silent_probes_and_unreachable_agents_do_not_block_a_gevent_process(tmp_
     silent_agent = contextlib.ExitStack()
     with silent_agent:
         agent_url = f"http://127.0.0.1:{_silent_port(silent_agent)}"
-        completed = subprocess.run(
-            [sys.executable, "-c", _GEVENT_SILENT_SCRIPT, str(tmp_path), agent_url],
-            capture_output=True,
-            text=True,
-            timeout=90,
-            cwd=Path(__file__).parents[2],
-            check=False,
-        )
-    assert completed.returncode == 0, completed.stderr
-    result = json.loads(completed.stdout)
+        lines = run_python(_GEVENT_SILENT_SCRIPT, str(tmp_path), agent_url, timeout_s=90)
+    result = json.loads("\n".join(lines))
     assert result["ticks"] >= 8, f"{result['ticks']} ticks in 1.5 s at 100 ms: something blocked the ticks"
     assert result["max_gap_s"] < 1.0, "a silent peer held the gevent hub"
     assert "did not answer POST /snapshot within 1 s" in result["errors"]["me"]
