@@ -219,7 +219,8 @@ def _analyse_target(run: RunData, name: str, role: str, churn_rounds: int) -> di
             cancel = cancellation_figures(judged, run.windows.end)
         excess = excess_series(run, name, attribution.upstream)
         phases = [asdict(phase) for phase in per_phase(judged, run.windows.end, run.phases, excess)]
-        ahead = run_ahead(matched)
+        peak = None if backlog is None else run.windows.start + backlog.peak_at_s
+        ahead = run_ahead(matched, at=peak)
         ahead_reason = f"no slow or stalled client stream of {name} paired with its upstream stream by an id"
     not_relay = f"{name} is the {role}, not a relay" if role != "unknown" else f"{name} has no client streams"
     cancel_reason = not_relay if upstream is None else upstream.note

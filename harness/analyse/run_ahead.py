@@ -36,6 +36,10 @@ class RunAhead:
     median_bytes: float
     max_stream: str
     """The client stream id of the largest."""
+    at_peak_bytes: float | None
+    """Summed over those connected at the moment asked about (the memory's peak): an upper bound of the unread
+    data a relay could hold for them then (each stream's run-ahead by its leaving, never less than at the peak)."""
+    at_peak_streams: int
 
 
 def _sent_share(matched: pd.DataFrame) -> np.ndarray:
@@ -52,9 +56,10 @@ def _sent_share(matched: pd.DataFrame) -> np.ndarray:
     return np.asarray(share)
 
 
-def run_ahead(matched: pd.DataFrame) -> RunAhead | None:
-    """``matched``: a target's pairs (attribution.MATCHED_COLUMNS); None without an exact pair of a slow stream
-    whose bytes both sides recorded."""
+def run_ahead(matched: pd.DataFrame, at: float | None = None) -> RunAhead | None:
+    """``matched``: a target's pairs (attribution.MATCHED_COLUMNS); ``at``: the moment (epoch s) to sum the
+    run-ahead of the streams connected then. None without an exact pair of a slow stream whose bytes both sides
+    recorded."""
     if matched.empty or "bytes_sent" not in matched:
         return None
     slow = matched[
@@ -74,9 +79,16 @@ def run_ahead(matched: pd.DataFrame) -> RunAhead | None:
     by_tokens = (tokens_sent * share - slow["client_tokens"].fillna(0).to_numpy(dtype=float)) * per_token
     ahead = np.clip(np.minimum(by_bytes, by_tokens), 0.0, None)
     top = int(np.argmax(ahead))
+    connected = np.zeros(len(slow), dtype=bool)
+    if at is not None:
+        start = slow["client_start"].to_numpy(dtype=float)
+        end = slow["client_end"].to_numpy(dtype=float)
+        connected = (start <= at) & (np.isnan(end) | (end > at))
     return RunAhead(
         streams=len(slow),
         max_bytes=float(ahead[top]),
         median_bytes=float(np.median(ahead)),
         max_stream=str(slow["stream_id"].iloc[top]),
+        at_peak_bytes=float(ahead[connected].sum()) if at is not None else None,
+        at_peak_streams=int(connected.sum()),
     )

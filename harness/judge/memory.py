@@ -4,7 +4,10 @@ backlog_slow_readers  memory held while slow or stalled readers are connected, b
                       meanwhile explain: fail at ``backlog`` (or ``backlog_share`` of the baseline), or at
                       ``backlog_rising`` when still rising at ``backlog_rate`` in the second half of their
                       stay and the upstream's records show it sent a slow reader ``backlog_ahead`` more than it read
-                      (where they pair their streams exactly); else warn at ``backlog_warn``
+                      (where they pair their streams exactly); else warn at ``backlog_warn``. Where those
+                      records show the slow readers open at the peak were sent less than ``backlog_warn`` more
+                      than they read in all, and none ``backlog_ahead``, the memory was not held for them: pass
+                      (warn at ``backlog``: a large rise with another cause)
 growth_per_request    memory retained per 1,000 requests served with no slow reader connected: fail at
                       ``per_request`` once the growth itself reaches ``per_request_min``
 """
@@ -54,7 +57,10 @@ def check_backlog(target: str, figures: Mapping[str, Any], limits: Limits) -> Ch
     rising = late is not None and late >= limits.backlog_rate_bytes_per_s
     ahead = figures.get("run_ahead") or {}
     ahead_max = float(ahead["max_bytes"]) if ahead.get("available") else None
+    at_peak_value = ahead.get("at_peak_bytes") if ahead.get("available") else None
+    at_peak = None if at_peak_value is None else float(at_peak_value)
     bounded_by_upstream = ahead_max is not None and ahead_max < limits.backlog_ahead_bytes
+    not_theirs = bounded_by_upstream and at_peak is not None and at_peak < limits.backlog_warn_bytes
     if rising and late is not None:
         supporting.append(
             f"{size(rising_held)} of it was still rising at at least {size(late)}/s per slow client late in their "
@@ -66,17 +72,32 @@ def check_backlog(target: str, figures: Mapping[str, Any], limits: Limits) -> Ch
             "bound): a buffer that filled, not a growing backlog"
         )
     if ahead_max is not None:
-        supporting.append(
-            f"the upstream sent at most {size(ahead_max)} more than a slow reader read "
-            f"({plural(int(ahead['streams']), 'slow stream')} in its records; {size(limits.backlog_ahead_bytes)} "
-            "confirms a backlog" + ("): the rise is not a growing backlog" if bounded_by_upstream and rising else ")")
+        peak_part = (
+            f"{size(at_peak)} in all to the {plural(int(ahead['at_peak_streams']), 'slow reader')} open at the peak "
+            f"(a backlog warns from {size(limits.backlog_warn_bytes)}), "
+            if at_peak is not None
+            else ""
         )
+        supporting.append(
+            f"by its records the upstream sent slow readers more than they read: {peak_part}at most "
+            f"{size(ahead_max)} to any one ({plural(int(ahead['streams']), 'slow stream')}; "
+            f"{size(limits.backlog_ahead_bytes)} confirms a backlog"
+            + ("): the rise is not a growing backlog" if bounded_by_upstream and rising else ")")
+        )
+    if not_theirs:
+        supporting[1] = supporting[1].split(" (", 1)[0]  # no amount "each": it was not held for them
     rising = rising and not bounded_by_upstream
     if released is not None:
         supporting.append(f"after they left it {change(float(released), up='rose by', down='fell by')}")
     supporting.append(f"{plural(int(backlog['slow_streams']), 'slow-reader stream')}")
     state: State
-    if held >= fail_at:
+    figure = f"{size(held)} of {series} held for slow readers" if held > 0 else f"no {series} held for slow readers"
+    if not_theirs and held > 0:
+        # The upstream's records bound what the relay could hold for them: the rise has another cause.
+        figure = f"{size(held)} of {series} rose while slow readers were connected, not held for them"
+        state = "warn" if held >= fail_at else "pass"
+        limit, against = fail_at, f"(a backlog fails at {limit_text})"
+    elif held >= fail_at:
         state, limit, against = "fail", fail_at, f"(limit {limit_text})"
     elif rising_held >= limits.backlog_rising_bytes and rising:
         state, limit = "fail", limits.backlog_rising_bytes
@@ -89,7 +110,6 @@ def check_backlog(target: str, figures: Mapping[str, Any], limits: Limits) -> Ch
         )
     else:
         state, limit, against = "pass", fail_at, f"(limit {limit_text})"
-    figure = f"{size(held)} of {series} held for slow readers" if held > 0 else f"no {series} held for slow readers"
     sentence = f"{figure} {against}; " + "; ".join(supporting)
     return Check(
         target,
@@ -109,6 +129,7 @@ def check_backlog(target: str, figures: Mapping[str, Any], limits: Limits) -> Ch
             "rising_backlog_bytes": rising_held,
             "rising_slope_per_slow_client_bytes_per_s": late,
             "run_ahead_max_bytes": ahead_max,
+            "run_ahead_at_peak_bytes": at_peak,
             "baseline_bytes": baseline,
         },
     )

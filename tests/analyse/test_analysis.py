@@ -190,7 +190,7 @@ def test_profiled_target_is_judged_on_traced_memory_not_on_snapshot_inflated_rss
     def snapshots(t: float) -> float:
         return BASE_RSS + (12 * MIB if t >= 10.0 else 0.0) + (7 * MIB if t >= 40.0 else 0.0)
 
-    streams = [*slow_readers("lazy", 4), *slow_readers("eager", 4)]
+    streams = [*slow_readers("lazy", 4), *slow_readers("eager", 4, tokens_sent=20_000)]
     run = CraftedRun(
         rss={"lazy": snapshots, "eager": snapshots},
         traced={"lazy": flat(), "eager": leak(1 * MIB, start_s=10.0)},

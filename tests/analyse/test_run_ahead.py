@@ -76,3 +76,12 @@ def test_a_client_that_left_before_the_first_token_was_sent_nothing_ahead() -> N
 def test_records_without_bytes_give_no_figure() -> None:
     assert run_ahead(_frame(_pair("a", bytes_sent=float("nan")))) is None
     assert run_ahead(_frame()) is None
+
+
+def test_the_run_ahead_of_the_streams_open_at_a_moment_is_summed() -> None:
+    rows = (_pair("a"), _pair("b", client_start=5.0, client_end=15.0), _pair("gone", client_end=4.0))
+    figures = run_ahead(_frame(*rows), at=6.0)
+    assert figures is not None
+    assert figures.at_peak_streams == 2  # "gone" had left by then
+    assert figures.at_peak_bytes == pytest.approx(990_000.0 + (1_500_000.0 - 10_000.0))
+    assert run_ahead(_frame(*rows)).at_peak_bytes is None  # type: ignore[union-attr]

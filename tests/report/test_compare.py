@@ -48,7 +48,7 @@ def _run(root: Path, latency_s: float, *, leaking: bool = False, seed: int = 1) 
     latencies = [float(latency_s + jitter) for jitter in rng.uniform(0, 0.005, 24)]
     return CraftedRun(
         rss={"lazy": leak(1 * MIB, start_s=10.0) if leaking else flat(seed=seed)},
-        streams=[*leaving_streams("lazy", latencies), *slow_readers("lazy", 4)],
+        streams=[*leaving_streams("lazy", latencies), *slow_readers("lazy", 4, tokens_sent=20_000 if leaking else 1)],
     ).write(root)
 
 

@@ -55,7 +55,7 @@ def _parse(path: Path) -> _Page:
 
 def _two_relays(tmp_path: Path) -> Path:
     streams = leaving_streams("eager", [2.0, 2.0, None]) + leaving_streams("lazy", [0.01, 0.02, 0.03], read_s=1.0)
-    streams += [*slow_readers("eager", 4), *slow_readers("lazy", 4)]
+    streams += [*slow_readers("eager", 4, tokens_sent=20_000), *slow_readers("lazy", 4)]  # eager pulls ahead
     run = CraftedRun(
         rss={"upstream": flat(), "eager": leak(1 * MIB, start_s=10.0), "lazy": flat()},
         roles={"upstream": "upstream", "eager": "relay", "lazy": "relay"},
