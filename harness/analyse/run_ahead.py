@@ -38,7 +38,8 @@ class RunAhead:
     """The client stream id of the largest."""
     at_peak_bytes: float | None
     """Summed over those connected at the moment asked about (the memory's peak): an upper bound of the unread
-    data a relay could hold for them then (each stream's run-ahead by its leaving, never less than at the peak)."""
+    data a relay could hold for them then (each stream's run-ahead by its leaving, never less than at the peak);
+    None when none of them was connected then."""
     at_peak_streams: int
 
 
@@ -89,6 +90,6 @@ def run_ahead(matched: pd.DataFrame, at: float | None = None) -> RunAhead | None
         max_bytes=float(ahead[top]),
         median_bytes=float(np.median(ahead)),
         max_stream=str(slow["stream_id"].iloc[top]),
-        at_peak_bytes=float(ahead[connected].sum()) if at is not None else None,
+        at_peak_bytes=float(ahead[connected].sum()) if at is not None and connected.any() else None,
         at_peak_streams=int(connected.sum()),
     )

@@ -85,3 +85,6 @@ def test_the_run_ahead_of_the_streams_open_at_a_moment_is_summed() -> None:
     assert figures.at_peak_streams == 2  # "gone" had left by then
     assert figures.at_peak_bytes == pytest.approx(990_000.0 + (1_500_000.0 - 10_000.0))
     assert run_ahead(_frame(*rows)).at_peak_bytes is None  # type: ignore[union-attr]
+    nobody = run_ahead(_frame(*rows), at=30.0)  # a moment with none of them connected: no bound at all
+    assert nobody is not None
+    assert nobody.at_peak_bytes is None
