@@ -43,7 +43,7 @@ targets.<name>.cancellation.left_streams        matched streams the client left 
   .closed, .never_closed, .upstream_ended_first upstream closed after the client left / never / before it left
   .latency_p50_ms .. latency_max_ms             client end -> upstream end, over closed streams
   .tokens_produced                              tokens the upstream sent on the target's matched streams
-  .tokens_after_leave, _share                   estimated tokens produced after the client left; / produced
+  .tokens_after_leave, _share                   estimated tokens produced over 0.5 s after the client left; / all
   .undelivered_tokens, .undelivered_share       tokens sent on left streams that their client never read
 targets.<name>.clients.streams, .outcomes       client streams, and counts by outcome
   .ttfb / .ttft / .token_gap                    {count, p50_ms, p95_ms, p99_ms, max_ms}; token_gap is the mean

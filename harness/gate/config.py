@@ -21,7 +21,7 @@ per_request_min_requests    30           fewer requests with no slow reader conn
 leaked_streams              0            upstream streams allowed open after the drain with no client
 cancel_p99                  "2s"         p99 from a client leaving to its upstream stream closing: fail
 cancel_p99_warn             "500ms"      ... warn above
-after_leave_share           "20%"        tokens produced after clients left, of all produced: fail
+after_leave_share           "20%"        tokens produced over 0.5 s after clients left, of all produced: fail
 after_leave_warn_share      "10%"        ... warn above
 churn_kept                  100          descriptors/threads/tasks kept per 1,000 churn connections
 churn_rounds                4            rounds of the churn phase; a leak rises in every one after the first

@@ -4,7 +4,8 @@ leaked_streams      upstream streams still open after the drain with their clien
                     ``leaked_streams`` fails
 cancel_latency      p99 from a client leaving to its upstream stream closing; more than 1% of left streams
                     never closing upstream fails (the true p99 lies beyond the run)
-tokens_after_leave  share of the tokens the upstream produced after their clients had left
+tokens_after_leave  share of the tokens the upstream produced later than ``reaction_s`` (analyse/cancellation.py,
+                    0.5 s) after their clients had left
 """
 
 from __future__ import annotations
@@ -175,7 +176,9 @@ def _after_leave(
     if share is None:
         return _not_judged(target, name, "share", "the upstream produced no token on this target's streams", True)
     after = float(cancel.get("tokens_after_leave") or 0.0)
-    text = f"{share:.1%} of tokens produced after their clients left"
+    reaction = cancel.get("reaction_s")
+    when = f"over {float(reaction):g} s after" if reaction else "after"  # older runs counted from the leaving
+    text = f"{share:.1%} of tokens produced {when} their clients left"
     rest = (
         f"{after:,.0f} of {produced:,} tokens; {int(cancel.get('undelivered_tokens') or 0):,} never read; "
         f"{_basis(upstream)}"

@@ -127,10 +127,12 @@ class Limits:
     cancel_p99_warn_ms: float = 500.0
     """... warn above."""
     after_leave_share: float = 0.20
-    """Share of the produced tokens made after their clients left: fail above."""
+    """Share of the produced tokens made more than 0.5 s after their clients left (analyse/cancellation.py
+    ``REACTION_S``): fail above."""
     after_leave_warn_share: float = 0.10
     """... warn above. 10%, not 5%: under the tracemalloc probe a correct relay runs 2.5-4x slower and produces a
-    token or two more per left stream (measured 6.3% at --scenario-scale 0.3 against 0.2% without the probe)."""
+    token or two more per left stream (measured 6.3% at --scenario-scale 0.3 against 0.2% without the probe, when
+    tokens were counted from the leaving itself, before the 0.5 s allowance)."""
     churn_kept_per_1000: float = 100.0
     """Descriptors, threads or tasks kept per 1,000 connections of the churn phase: fail at or above, when the
     count also rose in every round. A leak keeps about 1,000 (one per connection); connections still in flight at

@@ -105,8 +105,10 @@ def test_streams_never_closed_are_orphans_and_fail(tmp_path: Path) -> None:
     assert upstream["orphans_at_end"] == 2
     assert upstream["basis"] == "id:header"
     assert cancel["tokens_produced"] == 3 * 105 + 2 * 5
-    # closed ones: the 100 tokens produced after the client left; the open ones sent nothing after it left
-    assert cancel["tokens_after_leave"] == pytest.approx(300.0, abs=0.5)
+    # closed ones: of the 100 tokens produced in the 2 s after the client left, those after the first 0.5 s (the
+    # reaction allowance): 105 tokens over 2.085 s of production, 1.5 s of it counted; the open ones sent nothing
+    assert cancel["reaction_s"] == 0.5
+    assert cancel["tokens_after_leave"] == pytest.approx(3 * 105 * 1.5 / 2.085, abs=0.5)
     assert cancel["undelivered_tokens"] == 300
 
 
