@@ -27,7 +27,7 @@ _FLAG_HELP = {
     "leaked_streams": "upstream streams allowed open after the drain with no client (default: 0)",
     "cancel_p99": "fail when the cancellation latency p99 is above this (default: 2s)",
     "cancel_p99_warn": "warn above this (default: 500ms)",
-    "after_leave_share": "fail when more than this share of tokens was produced over 0.5 s after clients left (default: 20%%)",
+    "after_leave_share": "fail above this share of tokens produced over 0.5 s after clients left (default: 20%%)",
     "after_leave_warn_share": "warn above this share (default: 10%%)",
     "churn_kept": "resources kept per 1,000 churn connections, rising every round: fail (default: 100)",
     "churn_rounds": "rounds the churn phase is cut into (default: 4)",
