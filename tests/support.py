@@ -137,6 +137,22 @@ def locust(tmp_path: Path, *args: str, tag: str | None = None, name: str = "locu
         _kill_tagged(tag)
 
 
+def side_by_side(root: Path, runs: dict[str, tuple[str, ...]], timeout_s: float = 150) -> dict[str, LocustRun]:
+    """Start one ``locust`` per entry (name -> arguments, run folders under root/name/reports) at once; wait for
+    all (each within ``timeout_s``), assert each exited 0 and left no process behind, and return the finished runs
+    (their folders and output stay readable)."""
+    with contextlib.ExitStack() as stack:
+        started = {}
+        for name, args in runs.items():
+            (root / name).mkdir()
+            started[name] = stack.enter_context(locust(root / name, *args))
+        for name, run in started.items():
+            assert run.wait(timeout_s) == 0, (name, run.output()[-3000:])
+    for run in started.values():
+        assert_all_gone(run.tag)
+    return started
+
+
 def free_port() -> int:
     """A loopback port nothing listens on (bound and released)."""
     with socket.socket() as sock:
@@ -146,6 +162,10 @@ def free_port() -> int:
 
 DISCONNECTS = "locustfiles/disconnects.py"
 """The bundled scenario most tests run (relative to REPO, the cwd of every ``locust`` run)."""
+SHORT = "tests/short_scenario.py"
+"""About 7 s of clients reading whole short streams, for tests whose subject is not a scenario's phases."""
+BUNDLED_SCALE = "0.3"
+"""The scale of the ``bundled_runs`` fixture's runs (tests/conftest.py)."""
 
 
 class Stack:

@@ -1,34 +1,31 @@
-"""The scenarios, run as users run them (``locust -f locustfiles/X.py --headless``), shortened by a flag.
+"""The scenarios, run as users run them (``locust -f locustfiles/X.py --headless``), shortened by a flag: the
+session's ``bundled_runs`` (tests/conftest.py), one run of each at scale 0.3, side by side.
 
-Checked from the run folder: the run completes and stops every process it started; every stream has its own id;
-every target got the same users; clients leave where the scenario put them; slow readers read at the pace asked
-for; nobody is connected during the drain.
+Checked from the run folder: the run completes and stops every process it started (the fixture asserts exit 0 and
+no process left); every stream has its own id; every target got the same users; clients leave where the scenario
+put them; slow readers read at the pace asked for; nobody is connected during the drain.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
-from tests.support import LocustRun, assert_all_gone, locust
+from tests.support import LocustRun
 
-SCALE = "0.3"
 TARGETS = {"eager", "lazy", "bounded"}
 
 
-def run_scenario(
-    tmp_path: Path, name: str, *flags: str
+def scenario_run(
+    bundled_runs: dict[str, LocustRun], name: str
 ) -> tuple[LocustRun, list[dict[str, str]], dict[str, tuple[float, float]]]:
-    with locust(tmp_path, "-f", f"locustfiles/{name}.py", "--headless", "--scenario-scale", SCALE, *flags) as run:
-        assert run.wait(100) == 0, run.output()[-4000:]
-        assert_all_gone(run.tag)
-        meta = run.meta()
-        assert meta["status"] == "complete"
-        assert {target["name"] for target in meta["targets"]} == TARGETS | {f"upstream@{name}" for name in TARGETS}
-        clients = run.table("clients")
-        phases = phase_windows(run.table("events"))
+    run = bundled_runs[name]
+    meta = run.meta()
+    assert meta["status"] == "complete"
+    assert {target["name"] for target in meta["targets"]} == TARGETS | {f"upstream@{name}" for name in TARGETS}
+    clients = run.table("clients")
+    phases = phase_windows(run.table("events"))
     assert clients
     ids = [row["stream_id"] for row in clients]
     assert all(ids)
@@ -60,8 +57,9 @@ def within(row: dict[str, str], window: tuple[float, float], slack_s: float = 0.
 
 
 @pytest.mark.slow
-def test_disconnects(tmp_path: Path) -> None:
-    run, clients, phases = run_scenario(tmp_path, "disconnects")
+@pytest.mark.timeout(240)  # the first to ask makes the session's bundled runs
+def test_disconnects(bundled_runs: dict[str, LocustRun]) -> None:
+    run, clients, phases = scenario_run(bundled_runs, "disconnects")
     assert list(phases) == [
         "warm-up",
         "reset wave",
@@ -118,8 +116,9 @@ def test_disconnects(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_slow_readers(tmp_path: Path) -> None:
-    _, clients, phases = run_scenario(tmp_path, "slow_readers", "--read-pace", "2KiB/s")
+@pytest.mark.timeout(240)  # the first to ask makes the session's bundled runs
+def test_slow_readers(bundled_runs: dict[str, LocustRun]) -> None:
+    _, clients, phases = scenario_run(bundled_runs, "slow_readers")  # its byte-paced readers at 2 KiB/s
     by_behaviour = Counter(row["behaviour"] for row in clients)
     assert {"fast", "paced:2048B/s", "paced:2tok/s", "stalled"} <= set(by_behaviour), by_behaviour
     for behaviour in ("paced:2048B/s", "paced:2tok/s", "stalled"):
@@ -139,8 +138,9 @@ def test_slow_readers(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_mixed(tmp_path: Path) -> None:
-    _, clients, phases = run_scenario(tmp_path, "mixed")
+@pytest.mark.timeout(240)  # the first to ask makes the session's bundled runs
+def test_mixed(bundled_runs: dict[str, LocustRun]) -> None:
+    _, clients, phases = scenario_run(bundled_runs, "mixed")
     behaviours = {row["behaviour"] for row in clients}
     assert behaviours >= {
         "fast",

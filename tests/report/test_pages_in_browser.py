@@ -9,7 +9,6 @@ to first token is marked as a change beyond noise.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from harness.report.html import REPORT
 from harness.report.palette import target_colors
 from tests.browser import SCREENSHOTS, launch, needs_chromium, watch_errors
 from tests.report.page_checks import charts, legend_colors, problems
-from tests.support import locust
+from tests.support import SHORT, LocustRun, side_by_side
 
 pytestmark = [pytest.mark.slow, needs_chromium, pytest.mark.timeout(240)]  # fixtures of 3 runs each
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright package (pip install playwright)")
@@ -45,35 +44,6 @@ def browser() -> Iterator[Any]:
             chromium.close()
 
 
-def _side_by_side(root: Path, runs: dict[str, tuple[str, ...]], timeout_s: float = 150) -> dict[str, Path]:
-    """Start one Locust run per entry (name -> arguments) at once, wait for all, return their run folders."""
-    with contextlib.ExitStack() as stack:
-        started = {}
-        for name, args in runs.items():
-            (root / name).mkdir()
-            started[name] = stack.enter_context(locust(root / name, *args, "--only-summary"))
-        for run in started.values():
-            assert run.wait(timeout_s) == 0, run.output()[-3000:]
-        return {name: run.folder() for name, run in started.items()}
-
-
-@pytest.fixture(scope="module")
-def scenario_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """One short real run of each bundled scenario, all three at once (the runs mostly wait on their phases'
-    clock). mixed and slow_readers run the relays under the probe, the demo's way; disconnects, whose verdicts are
-    asserted, without it (measured: three runs at once on 2 cores, all probed, pushed lazy's tokens after leave to
-    28%, a cancellation fail; the probe slows the relays 2.5-4x)."""
-    base = ("--headless", "--scenario-scale", "0.2")
-    return _side_by_side(
-        tmp_path_factory.mktemp("scenarios"),
-        {
-            "disconnects": ("-f", "locustfiles/disconnects.py", *base),
-            "mixed": ("-f", "locustfiles/mixed.py", *base, "--profile-nframe", "1"),
-            "slow_readers": ("-f", "locustfiles/slow_readers.py", *base, "--profile-nframe", "1"),
-        },
-    )
-
-
 def _open(browser: Any, path: Path) -> tuple[Any, list[str], list[str]]:
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     errors = watch_errors(page)
@@ -85,8 +55,8 @@ def _open(browser: Any, path: Path) -> tuple[Any, list[str], list[str]]:
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
-def test_report_of_each_bundled_scenario(browser: Any, scenario_runs: dict[str, Path], scenario: str) -> None:
-    folder = scenario_runs[scenario]
+def test_report_of_each_bundled_scenario(browser: Any, bundled_runs: dict[str, LocustRun], scenario: str) -> None:
+    folder = bundled_runs[scenario].folder()  # the session's runs (tests/conftest.py): the probe on but for disconnects
     summary = json.loads((folder / "summary.json").read_text())
     meta = json.loads((folder / "meta.json").read_text())
     page, errors, outside = _open(browser, folder / REPORT)
@@ -123,7 +93,7 @@ def _slow_relay(delay_s: float) -> tuple[str, ...]:
     command += "--upstream {upstream}"
     return (
         "-f",
-        "tests/report/compare_scenario.py",
+        SHORT,
         "--headless",
         "--launch",
         command,
@@ -131,6 +101,7 @@ def _slow_relay(delay_s: float) -> tuple[str, ...]:
         "20",
         "--upstream-rate",
         "0",
+        "--only-summary",
     )
 
 
@@ -140,8 +111,8 @@ def compare_runs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     runs share the machine's load (measured: one after the other, a busy moment during one moved its median time
     to first token by more than 20 ms and 50%, beyond any fixed floor)."""
     runs = {"a": _slow_relay(0.0), "b": _slow_relay(0.0), "slow": _slow_relay(0.3)}
-    folders = _side_by_side(tmp_path_factory.mktemp("compare"), runs, timeout_s=90)
-    return [folders["a"], folders["b"], folders["slow"]]
+    done = side_by_side(tmp_path_factory.mktemp("compare"), runs, timeout_s=90)
+    return [done["a"].folder(), done["b"].folder(), done["slow"].folder()]
 
 
 def _marks(page: Any) -> dict[tuple[str, str], str]:

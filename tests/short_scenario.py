@@ -1,4 +1,5 @@
-"""A short scenario for the comparison tests: clients reading whole short streams, about 7 s."""
+"""A short scenario for tests whose subject is not a bundled scenario (the comparison, attaching, other APIs, the
+web UI's flows, distributed mode): clients reading whole short streams, about 7 s."""
 
 from locust import constant
 
