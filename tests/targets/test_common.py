@@ -10,7 +10,6 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -19,9 +18,11 @@ from harness.launch.process import ChildProcess, LaunchSpec, stop_all
 TIMEOUTS = ("--header-timeout", "1", "--body-timeout", "1")
 
 
-@pytest.fixture
-def servers(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """An upstream and a lazy relay in front of it, each with 1 s header and body timeouts."""
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """An upstream and a lazy relay in front of it, each with 1 s header and body timeouts, shared by the module's
+    tests (each opens connections of its own)."""
+    tmp_path = tmp_path_factory.mktemp("servers")
     children: list[ChildProcess] = []
     try:
         upstream = ChildProcess(
