@@ -29,7 +29,9 @@ from harness.judge.limits import Limits
 from tests.support import assert_all_gone, locust
 from tests.targets_apps.pairs import DISCONNECT_TARGETS, SLOW_READER_TARGETS, launch_flags
 
-SCALES = ("0.3", "1")
+SCALES = ("0.3", "0.6")
+"""Twice the length apart: disconnects' leave waves last 2.4 and 4.8 s (its churn 8 s at both), slow_readers' slow
+readers stay 15 and 18 s (at least 15 s whatever the scale)."""
 MIXED = ("mixed", "0.2", SLOW_READER_TARGETS)
 CANCELLATION_CHECKS = ("leaked_streams", "cancel_latency")
 """The pair's cancellation verdict. tokens_after_leave is left out: disconnects.py's leaving streams are 5 tokens at
@@ -38,7 +40,7 @@ CANCELLATION_CHECKS = ("leaked_streams", "cancel_latency")
 BACKLOG_CHECKS = ("backlog_slow_readers",)
 _ORDER = ("pass", "not judged", "n/a", "warn", "fail")
 
-# The module's runs are shared by its tests and made by the first that needs them (about 3.5 min in all).
+# The module's runs are shared by its tests and made by the first that needs them (about 2 min in all).
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
 
@@ -79,11 +81,12 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Path
     # The disconnect runs one at a time: their figures are latencies, and two runs on two cores slow every
     # server's cancellation (a correct proxy's p50 rose from 5 to 25 ms, 1.4 tokens at 50/s). The back-pressure
     # and fairness runs side by side: memory and stream counts do not care.
-    folders = _runs(root, [("disconnects", "1", DISCONNECT_TARGETS)])
-    folders |= _runs(root, [("disconnects", "0.3", DISCONNECT_TARGETS)])
+    low, high = SCALES
+    folders = _runs(root, [("disconnects", high, DISCONNECT_TARGETS)])
+    folders |= _runs(root, [("disconnects", low, DISCONNECT_TARGETS)])
     folders |= _runs(
         root,
-        [("slow_readers", "1", SLOW_READER_TARGETS), ("slow_readers", "0.3", SLOW_READER_TARGETS), MIXED],
+        [("slow_readers", high, SLOW_READER_TARGETS), ("slow_readers", low, SLOW_READER_TARGETS), MIXED],
     )
     return folders
 
@@ -173,7 +176,7 @@ def _idle_pooled(folder: Path, target: str) -> int:
 def test_an_idle_keep_alive_pool_is_no_orphan(mixed: Path, runs: dict[tuple[str, str], Path]) -> None:
     """The correct proxies keep httpx's pooled connections to their upstream between streams: the kernel counts
     them ESTABLISHED, the upstream's own books count no stream on them, and only the latter is judged."""
-    for folder in (mixed, runs[("slow_readers", "0.3")], runs[("slow_readers", "1")]):
+    for folder in (mixed, *(runs[("slow_readers", scale)] for scale in SCALES)):
         summary = _summary(folder)
         for name in ("fixed-ok", "gateway-ok"):
             upstream = summary["targets"][name]["upstream"]
@@ -184,7 +187,7 @@ def test_an_idle_keep_alive_pool_is_no_orphan(mixed: Path, runs: dict[tuple[str,
 
 
 def test_every_target_gets_the_same_streams_per_behaviour(runs: dict[tuple[str, str], Path], mixed: Path) -> None:
-    for folder in (runs[("slow_readers", "0.3")], runs[("slow_readers", "1")], mixed):
+    for folder in (*(runs[("slow_readers", scale)] for scale in SCALES), mixed):
         counts: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
         with (folder / "clients.csv").open(newline="") as file:
             for row in csv.DictReader(file):
