@@ -1,6 +1,9 @@
 """The user's own servers as targets, through real Locust runs: third-party-style servers launched from a command
 line (FastAPI under uvicorn, written eagerly and lazily; a Node.js proxy), a server attached by PID, a service with
-another API, bad launches, and a master with two workers reading a server's figures from a `harness agent`."""
+another API, bad launches, and a master with two workers reading a server's figures from a `harness agent`.
+
+Only the launched servers' test needs the leave waves of locustfiles/disconnects.py; the attached, other-API and
+distributed runs need streams only, and run tests/short_scenario.py (about 7 s)."""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ import pytest
 
 from harness.launch.process import ChildProcess, LaunchSpec, stop_all
 from harness.launch.stack import StackOptions, start_bundled_stack
-from tests.support import DISCONNECTS, assert_all_gone, free_port, locust
+from tests.support import DISCONNECTS, SHORT, assert_all_gone, free_port, locust
 
 PY = shlex.quote(sys.executable)
 UVICORN = f"{PY} -m uvicorn --host 127.0.0.1 --port {{port}} --no-access-log tests.targets_apps.fastapi_proxy"
@@ -30,10 +33,11 @@ def summary(folder: Path) -> dict[str, Any]:
     return result
 
 
-@pytest.fixture
-def lazy_relay(tmp_path: Path) -> Iterator[ChildProcess]:
-    """A bundled lazy relay (and its upstream) started by the test, as a server already running would be."""
-    children = start_bundled_stack(StackOptions(relays=("lazy",)), tmp_path / "own-stack")
+@pytest.fixture(scope="module")
+def lazy_relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChildProcess]:
+    """A bundled lazy relay (and its upstream) started by the module, as a server already running would be; shared
+    by the tests that attach to it (they must not assume it is idle)."""
+    children = start_bundled_stack(StackOptions(relays=("lazy",)), tmp_path_factory.mktemp("own-stack"))
     try:
         yield children[1]
     finally:
@@ -123,7 +127,7 @@ def test_bad_launch_is_one_error_line_and_nothing_left(tmp_path: Path, command: 
 @pytest.mark.slow
 def test_server_attached_by_pid_is_sampled(tmp_path: Path, lazy_relay: ChildProcess) -> None:
     with locust(
-        tmp_path, "-f", DISCONNECTS, "--headless", "--scenario-scale", "0.1",
+        tmp_path, "-f", SHORT, "--headless",
         "--attach", f"mine={lazy_relay.url},pid={lazy_relay.pid}",
     ) as run:  # fmt: skip
         assert run.wait(60) == 0, run.output()[-3000:]
@@ -144,7 +148,7 @@ def test_attaching_a_pid_that_serves_another_port_warns(tmp_path: Path, lazy_rel
     )
     try:
         with locust(
-            tmp_path, "-f", DISCONNECTS, "--headless", "--scenario-scale", "0.02",
+            tmp_path, "-f", SHORT, "--headless",
             "--attach", f"mine={lazy_relay.url},pid={idle.pid}",  # alive, listening on no port
         ) as run:  # fmt: skip
             run.wait(60)
@@ -165,7 +169,7 @@ def test_service_with_another_api_gets_its_own_request(tmp_path: Path) -> None:
         '"messages": [{"role": "user", "content": "hi {tag}"}]}'
     )
     with locust(
-        tmp_path, "-f", DISCONNECTS, "--headless", "--scenario-scale", "0.1",
+        tmp_path, "-f", SHORT, "--headless",
         "--launch", f"plain={upstream}",
         "--request", "plain=GET /v1/stream?user={stream_id}",
         "--request-api", "plain=chunked",
@@ -195,7 +199,7 @@ def test_master_two_workers_and_an_agent_make_one_report(tmp_path: Path, lazy_re
     try:
         agent_url = agent.wait_ready(15)
         port, tag = free_port(), uuid.uuid4().hex
-        common = ("-f", DISCONNECTS, "--scenario-scale", "0.2")
+        common = ("-f", SHORT)
         worker = ("--worker", "--master-host", "127.0.0.1", "--master-port", str(port))
         with (
             locust(tmp_path, *common, "--headless", "--master", "--expect-workers", "2",
