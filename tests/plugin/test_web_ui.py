@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.browser import launch, needs_chromium, watch_errors
-from tests.support import DISCONNECTS, REPO, assert_all_gone, free_port, locust, wait_until
+from tests.support import REPO, SHORT, assert_all_gone, free_port, locust, wait_until
 
 REPORTS = "/stream-harness/reports/"
 
@@ -48,7 +48,9 @@ def test_two_tests_in_one_session_each_get_a_folder_a_report_and_working_links(t
     sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright package")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    args = ("-f", DISCONNECTS, "--web-host", "127.0.0.1", "--web-port", str(port), "--scenario-scale", "0.1")
+    # the web UI's flows, not a scenario's phases: tests/short_scenario.py, about 7 s a test (the bundled scenario
+    # takes 15 s at any scale: each of its 8 phases lasts a second at least, its churn 8 s)
+    args = ("-f", SHORT, "--web-host", "127.0.0.1", "--web-port", str(port))
     with locust(tmp_path, *args) as run:
         run.wait_for("the web UI", lambda: urllib.request.urlopen(base + REPORTS, timeout=2).status == 200, 60)
         assert "WITHOUT --web-login" not in run.output()  # loopback: no warning
