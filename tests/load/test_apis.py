@@ -43,7 +43,7 @@ def test_a_translating_gateway_is_judged_per_stream_through_the_tag(tmp_path: Pa
         f"{PY} -m uvicorn --host 127.0.0.1 --port {{port}} --no-access-log tests.targets_apps.anthropic_gateway:app"
     )
     with locust(
-        tmp_path, "-f", DISCONNECTS, "--headless", "--scenario-scale", "0.3", "--upstream-rate", "500",
+        tmp_path, "-f", DISCONNECTS, "--headless", "--scenario-scale", "0.1", "--upstream-rate", "500",
         "--launch", f"gw={gateway}", "--request-api", "gw=anthropic",
     ) as run:  # fmt: skip
         assert run.wait(90) == 0, run.output()[-3000:]
