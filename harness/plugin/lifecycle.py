@@ -71,6 +71,8 @@ class HarnessPlugin:
         self.reports: dict[str, Path] = {}
         """Every report.html written in this process, by run folder name, oldest first (one per web UI test)."""
         self._tests = 0
+        self._folder_ready = False
+        """Web UI: the current test has its own run folder (opened by its first phase or its test_start)."""
         self._greenlets: list[gevent.Greenlet] = []
         self.supervisor: Supervisor | None = None
         self.terminal: Terminal | None = None
@@ -149,7 +151,7 @@ class HarnessPlugin:
     def on_test_start(self) -> None:
         if self.is_worker or self.folder is None:
             return
-        if self.web_ui is not None:
+        if self.web_ui is not None and not self._folder_ready:
             self._folder_for_test()
         self.folder.event("test_start")
         self._set_upstream("test_start", None)
@@ -170,6 +172,7 @@ class HarnessPlugin:
         self._stop_sampler()
         self.folder.event("test_stop")
         if self.web_ui is not None:
+            self._folder_ready = False  # the next test's first phase or test_start opens its folder
             # The stack stays for the next test, which gets a run folder of its own; this test's folder is finished
             # and its report written now. Headless runs write theirs once the stack is stopped (stop()).
             self._finish_folder("complete" if self.shape_finished and not self.target_died else "stopped")
@@ -191,6 +194,7 @@ class HarnessPlugin:
             )
             self._finished = False
         self.folder.update_meta(flags=flags, test=self._tests, started_at=time.time())
+        self._folder_ready = True
         self.shape_finished = False
         self._phases_seen = 0
         self._phase = None
@@ -209,6 +213,9 @@ class HarnessPlugin:
     def on_phase(self, name: str, at: float, upstream: UpstreamBehaviour | None = None) -> None:
         if self.folder is None:
             return
+        if self.web_ui is not None and not self._folder_ready:
+            # Locust's shape ticks (and fires the first phase) before test_start: this test's folder comes first.
+            self._folder_for_test()
         self._end_phase(at)
         self._phase = name
         self._phases_seen += 1

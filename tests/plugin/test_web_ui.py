@@ -104,8 +104,11 @@ def test_two_tests_in_one_session_each_get_a_folder_a_report_and_working_links(t
             meta = json.loads((folder / "meta.json").read_text())
             assert meta["status"] == "complete", meta["status"]
             with (folder / "events.csv").open(newline="") as file:
-                starts = [row for row in csv.DictReader(file) if row["kind"] == "test_start"]
+                rows = list(csv.DictReader(file))
+            starts = [row for row in rows if row["kind"] == "test_start"]
             assert len(starts) == 1  # its own test only
+            phases = [row["name"] for row in rows if row["kind"] == "phase_start"]
+            assert phases == ["warm-up", "load", "drain"], (folder.name, phases)  # its own phases, each once
             with urllib.request.urlopen(f"{base}{REPORTS}{folder.name}", timeout=10) as response:
                 assert response.status == 200
                 assert folder.name in response.read().decode()
