@@ -44,13 +44,6 @@ def check_backlog(target: str, figures: Mapping[str, Any], limits: Limits) -> Ch
     held = float(backlog["backlog_bytes"])
     per_client = backlog.get("held_per_slow_client_bytes")
     released = backlog.get("released_bytes")
-    supporting = [
-        f"{series} {change(float(backlog['held_bytes']), up='rose by', down='fell by')} while they were connected, "
-        f"{size(max(0.0, float(backlog['explained_bytes'])))} of it explained by "
-        f"{plural(int(backlog['requests']), 'request')} at the per-request rate",
-        f"peak at {float(backlog['peak_at_s']):.0f} s with {plural(int(backlog['peak_slow_clients']), 'slow client')}"
-        + (f" ({size(float(per_client))} each)" if per_client is not None and held > 0 else ""),
-    ]
     late_value = backlog.get("rising_slope_per_slow_client_bytes_per_s")
     late = None if late_value is None else float(late_value)
     rising_held = float(backlog.get("rising_backlog_bytes") or 0.0)
@@ -61,6 +54,14 @@ def check_backlog(target: str, figures: Mapping[str, Any], limits: Limits) -> Ch
     at_peak = None if at_peak_value is None else float(at_peak_value)
     bounded_by_upstream = ahead_max is not None and ahead_max < limits.backlog_ahead_bytes
     not_theirs = bounded_by_upstream and at_peak is not None and at_peak < limits.backlog_warn_bytes
+    each = per_client is not None and held > 0 and not not_theirs  # no amount "each" when it was not theirs
+    supporting = [
+        f"{series} {change(float(backlog['held_bytes']), up='rose by', down='fell by')} while they were connected, "
+        f"{size(max(0.0, float(backlog['explained_bytes'])))} of it explained by "
+        f"{plural(int(backlog['requests']), 'request')} at the per-request rate",
+        f"peak at {float(backlog['peak_at_s']):.0f} s with {plural(int(backlog['peak_slow_clients']), 'slow client')}"
+        + (f" ({size(float(per_client))} each)" if each and per_client is not None else ""),
+    ]
     if rising and late is not None:
         supporting.append(
             f"{size(rising_held)} of it was still rising at at least {size(late)}/s per slow client late in their "
@@ -84,8 +85,6 @@ def check_backlog(target: str, figures: Mapping[str, Any], limits: Limits) -> Ch
             f"{size(limits.backlog_ahead_bytes)} confirms a backlog"
             + ("): the rise is not a growing backlog" if bounded_by_upstream and rising else ")")
         )
-    if not_theirs:
-        supporting[1] = supporting[1].split(" (", 1)[0]  # no amount "each": it was not held for them
     rising = rising and not bounded_by_upstream
     if released is not None:
         supporting.append(f"after they left it {change(float(released), up='rose by', down='fell by')}")
